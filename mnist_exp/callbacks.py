@@ -1,0 +1,44 @@
+"""Keras callbacks that report training to MLflow while it runs."""
+
+from __future__ import annotations
+
+import time
+
+import keras
+import mlflow
+
+
+def metric_name(key: str) -> str:
+    """Keras log keys to MLflow metric names: ``loss`` -> ``train_loss``, ``val_loss`` stays."""
+    return key if key.startswith("val_") else f"train_{key}"
+
+
+class MlflowEpochLogger(keras.callbacks.Callback):
+    """Logs each epoch's metrics, wall time and training throughput as the epoch ends.
+
+    Steps are 1-based epoch numbers. Logging is asynchronous, so the next epoch
+    starts without waiting for the store.
+    """
+
+    def __init__(self, run_id: str, train_samples: int) -> None:
+        super().__init__()
+        self.run_id, self.train_samples = run_id, train_samples
+        self.epoch_times: list[float] = []
+        self.train_times: list[float] = []
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._start = time.perf_counter()
+        self._train_end: float | None = None
+
+    def on_test_begin(self, logs: dict | None = None) -> None:
+        self._train_end = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        now = time.perf_counter()
+        train_time = (self._train_end or now) - self._start
+        self.epoch_times.append(now - self._start)
+        self.train_times.append(train_time)
+        metrics = {metric_name(k): float(v) for k, v in (logs or {}).items()}
+        metrics["epoch_time_s"] = now - self._start
+        metrics["train_samples_per_s"] = self.train_samples / train_time
+        mlflow.log_metrics(metrics, step=epoch + 1, run_id=self.run_id, synchronous=False)

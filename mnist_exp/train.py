@@ -1,0 +1,126 @@
+"""``train(cfg)``: one experiment from a composed config to a finished MLflow run."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras
+import mlflow
+import numpy as np
+import tensorflow as tf
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from mlflow.models import infer_signature
+from omegaconf import DictConfig, OmegaConf
+
+from mnist_exp import plots, tracking
+from mnist_exp.callbacks import MlflowEpochLogger
+from mnist_exp.data import DatasetFiles, load
+from mnist_exp.model import build_model
+from mnist_exp.pipeline import batches, prepare
+
+log = logging.getLogger(__name__)
+
+
+def hydra_overrides() -> list[str]:
+    """The command-line overrides of the current Hydra job, if there is one."""
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+def set_threads(threads: int) -> None:
+    """Limit TensorFlow's thread pools; 0 keeps its defaults."""
+    if threads:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+def progress_mode(verbose: str | int) -> int:
+    """Keras verbosity: for ``auto``, a live bar on a terminal and one line per epoch otherwise."""
+    if verbose == "auto":
+        return 1 if sys.stdout.isatty() else 2
+    return int(verbose)
+
+
+def model_summary(model: keras.Model) -> str:
+    lines: list[str] = []
+    model.summary(print_fn=lambda line, **_: lines.append(line))
+    return "\n".join(lines)
+
+
+def train(cfg: DictConfig) -> dict[str, float | str]:
+    """Train and evaluate the configured model, tracked as one MLflow run; return its metrics.
+
+    The returned ``objective`` is the best validation accuracy, what sweeps maximise.
+    """
+    set_threads(cfg.training.threads)
+    experiment_id = tracking.connect(cfg.tracking)
+    dataset = DatasetFiles.from_config(cfg.dataset)
+    data = prepare(load(cfg.dataset), cfg.dataset, cfg.training)
+    keras.utils.set_random_seed(cfg.training.seed)
+    model = build_model(cfg.model, cfg.dataset)
+    model.compile(
+        optimizer=instantiate(cfg.optimizer),
+        loss=cfg.model.loss,
+        metrics=["accuracy"],
+        steps_per_execution=cfg.training.steps_per_execution,
+    )
+    log.info("%s: %s parameters", model.name, f"{model.count_params():,}")
+
+    batch_size = cfg.training.batch_size
+    train_data = batches(data.x_train, data.y_train, batch_size, cfg.training.seed if cfg.training.shuffle else None)
+    val_data = batches(data.x_val, data.y_val, batch_size) if len(data.x_val) else None
+    tags = tracking.run_tags(hydra_overrides(), dataset.name, dataset.digest, cfg.training.seed)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=cfg.tracking.run_name, tags=tags) as run:
+        mlflow.log_params(tracking.flatten(OmegaConf.to_container(cfg, resolve=True)))
+        mlflow.log_param("model.num_params", model.count_params())
+        epoch_logger = MlflowEpochLogger(run.info.run_id, len(data.x_train))
+        fit = model.fit(
+            train_data,
+            validation_data=val_data,
+            epochs=cfg.training.epochs,
+            callbacks=[epoch_logger],
+            shuffle=False,  # train_data reshuffles itself each epoch
+            verbose=progress_mode(cfg.training.verbose),
+        )
+        probabilities = model.predict(data.x_test, batch_size=1024, verbose=0)
+        predicted = probabilities.argmax(axis=1)
+        actual = data.y_test.argmax(axis=1)
+        results = {
+            "test_loss": float(np.mean(keras.losses.categorical_crossentropy(data.y_test, probabilities))),
+            "test_accuracy": float(np.mean(predicted == actual)),
+            "train_time_s": float(sum(epoch_logger.epoch_times)),
+            "epoch_time_s_mean": float(np.mean(epoch_logger.epoch_times)),
+            "train_samples_per_s_mean": float(
+                len(data.x_train) * len(epoch_logger.train_times) / sum(epoch_logger.train_times)
+            ),
+        }
+        val_accuracy = fit.history.get("val_accuracy", fit.history["accuracy"])
+        results["best_val_accuracy"] = float(max(val_accuracy))
+        mlflow.log_metrics(results)
+
+        mlflow.log_figure(plots.learning_curves(fit.history), "plots/learning_curves.png")
+        class_names = list(cfg.dataset.class_names)
+        mlflow.log_figure(plots.confusion_matrix(actual, predicted, class_names), "plots/confusion_matrix.png")
+        mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+        mlflow.log_text(model_summary(model), "model_summary.txt")
+        if cfg.tracking.log_model:
+            mlflow.keras.log_model(
+                model,
+                name="model",
+                signature=infer_signature(data.x_test[:2], probabilities[:2]),
+                pip_requirements=tracking.model_requirements(),
+            )
+        mlflow.flush_async_logging()
+
+    log.info(
+        "test accuracy %.4f, test loss %.4f, best val accuracy %.4f (run %s)",
+        results["test_accuracy"],
+        results["test_loss"],
+        results["best_val_accuracy"],
+        run.info.run_id,
+    )
+    return {**results, "objective": results["best_val_accuracy"], "run_id": run.info.run_id}

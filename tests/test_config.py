@@ -1,0 +1,109 @@
+"""Config composition: every option composes and builds, overrides reach the model, typos fail."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import keras
+import pytest
+from hydra.errors import ConfigCompositionException
+from hydra.utils import instantiate
+
+from mnist_exp.config import PROJECT_ROOT, compose, group_options
+from mnist_exp.model import build_model
+
+RECIPE = [
+    ("Conv2D", 32, (3, 3), "relu"),
+    ("MaxPooling2D", None, (2, 2), None),
+    ("Conv2D", 64, (3, 3), "relu"),
+    ("MaxPooling2D", None, (2, 2), None),
+    ("Conv2D", 64, (3, 3), "relu"),
+    ("Flatten", None, None, None),
+    ("Dense", 64, None, "relu"),
+    ("Dense", 10, None, "softmax"),
+]
+
+
+def describe(layer: keras.layers.Layer) -> tuple:
+    config = layer.get_config()
+    width = config.get("filters", config.get("units"))
+    window = config.get("kernel_size", config.get("pool_size"))
+    return type(layer).__name__, width, window and tuple(window), config.get("activation")
+
+
+@pytest.mark.parametrize(
+    ("dataset", "model", "optimizer"),
+    list(itertools.product(group_options("dataset"), group_options("model"), group_options("optimizer"))),
+)
+def test_every_option_composes_and_builds(dataset: str, model: str, optimizer: str) -> None:
+    cfg = compose([f"dataset={dataset}", f"model={model}", f"optimizer={optimizer}"])
+    built = build_model(cfg.model, cfg.dataset)
+    assert built.output_shape == (None, cfg.dataset.num_classes)
+    built_optimizer = instantiate(cfg.optimizer)
+    assert type(built_optimizer).__name__.lower() == optimizer
+    assert float(built_optimizer.learning_rate) == pytest.approx(cfg.optimizer.lr)
+    assert cfg.tracking.run_name == f"{model}-{dataset}-{optimizer}-lr{cfg.optimizer.lr}"
+
+
+@pytest.mark.parametrize("experiment", group_options("experiment"))
+def test_every_experiment_composes(experiment: str) -> None:
+    cfg = compose([f"experiment={experiment}"])
+    assert cfg.tracking.experiment_name == experiment
+    assert cfg.training.epochs >= 1
+
+
+def test_reference_model_is_the_recipe() -> None:
+    cfg = compose(["experiment=reference"])
+    model = build_model(cfg.model, cfg.dataset)
+    assert model.count_params() == 93_322
+    assert model.input_shape == (None, 28, 28, 1)
+    assert [describe(layer) for layer in model.layers] == RECIPE
+
+
+def test_reference_training_settings() -> None:
+    cfg = compose(["experiment=reference"])
+    assert (cfg.training.epochs, cfg.training.batch_size, cfg.training.validation_split) == (5, 64, 0.2)
+    assert (cfg.optimizer.name, cfg.model.loss) == ("adam", "categorical_crossentropy")
+    assert cfg.dataset.name == "mnist"
+
+
+def test_fashion_reference_only_swaps_the_dataset() -> None:
+    reference, fashion = compose(["experiment=reference"]), compose(["experiment=fashion_reference"])
+    assert fashion.dataset.name == "fashion_mnist"
+    assert fashion.dataset.class_names[9] == "Ankle boot"
+    assert fashion.model == reference.model
+    assert fashion.training == reference.training
+
+
+def test_layer_overrides_change_the_built_model() -> None:
+    cfg = compose(
+        [
+            "model.layers.conv1.filters=16",
+            "~model.layers.pool2",
+            "+model.layers.dropout={_target_: keras.layers.Dropout, rate: 0.5}",
+        ]
+    )
+    model = build_model(cfg.model, cfg.dataset)
+    names = [layer.name for layer in model.layers]
+    assert names == ["conv1", "pool1", "conv2", "conv3", "flatten", "dense1", "dropout", "output"]
+    assert model.get_layer("conv1").filters == 16
+    assert model.count_params() != 93_322
+
+
+def test_unknown_override_key_fails_with_hydras_error() -> None:
+    with pytest.raises(ConfigCompositionException, match=r"Could not override 'training\.epoch'"):
+        compose(["training.epoch=3"])
+
+
+def test_default_store_is_under_the_project_root_whatever_the_working_folder(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    cfg = compose()
+    assert cfg.tracking.uri == f"sqlite:///{PROJECT_ROOT / 'mlruns' / 'mlflow.db'}"
+    assert Path(cfg.tracking.artifact_location) == PROJECT_ROOT / "mlruns" / "artifacts"
+
+
+def test_environment_points_tracking_at_a_server(monkeypatch) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    assert compose().tracking.uri == "http://127.0.0.1:5000"
+    assert compose(["tracking.uri=http://tracking.example:5000"]).tracking.uri == "http://tracking.example:5000"

@@ -1,0 +1,132 @@
+"""End to end: real Keras training on synthetic data, tracked in a real MLflow store."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow import MlflowClient
+
+from mnist_exp.config import compose
+from mnist_exp.train import train
+
+EPOCH_METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_time_s", "train_samples_per_s")
+
+
+def only_run(store: Path) -> mlflow.entities.Run:
+    mlflow.set_tracking_uri(f"sqlite:///{store / 'mlflow.db'}")
+    runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    assert len(runs) == 1
+    return runs[0]
+
+
+def artifact_paths(client: MlflowClient, run_id: str, path: str | None = None) -> set[str]:
+    found = set()
+    for item in client.list_artifacts(run_id, path):
+        found |= artifact_paths(client, run_id, item.path) if item.is_dir else {item.path}
+    return found
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory, synthetic: list[str]) -> tuple[dict, mlflow.entities.Run]:
+    """One tracked two-epoch run, shared by the assertions below."""
+    store = tmp_path_factory.mktemp("store")
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    cfg = compose(
+        [
+            *synthetic,
+            f"tracking.store_dir={store}",
+            "training.epochs=2",
+            "training.batch_size=32",
+            "training.steps_per_execution=4",
+        ]
+    )
+    return train(cfg), only_run(store)
+
+
+def test_run_returns_and_records_the_test_metrics(finished) -> None:
+    results, run = finished
+    assert run.info.status == "FINISHED"
+    assert run.info.run_name == "cnn-mnist-adam-lr0.001"
+    for name in ("test_loss", "test_accuracy", "best_val_accuracy", "train_time_s", "train_samples_per_s_mean"):
+        assert run.data.metrics[name] == pytest.approx(results[name])
+    assert results["objective"] == results["best_val_accuracy"]
+    assert 0.0 <= results["test_accuracy"] <= 1.0
+    assert results["run_id"] == run.info.run_id
+
+
+def test_every_epoch_metric_has_one_point_per_epoch(finished) -> None:
+    _, run = finished
+    client = MlflowClient()
+    for name in EPOCH_METRICS:
+        history = client.get_metric_history(run.info.run_id, name)
+        assert sorted(m.step for m in history) == [1, 2], name
+
+
+def test_every_resolved_config_value_is_a_dotted_param(finished) -> None:
+    _, run = finished
+    params = run.data.params
+    assert params["training.batch_size"] == "32"
+    assert params["optimizer.lr"] == "0.001"
+    assert params["model.layers.conv1.filters"] == "32"
+    assert params["model.output.units"] == "10"
+    assert params["dataset.image_shape"] == "[28, 28, 1]"
+    assert params["model.num_params"] == "93322"
+    assert params["tracking.uri"].startswith("sqlite:///")
+
+
+def test_tags_say_what_produced_the_run(finished) -> None:
+    _, run = finished
+    tags = run.data.tags
+    assert len(tags["git.commit"]) == 40 or tags["git.commit"] == "unknown"
+    assert tags["git.dirty"] in {"true", "false"}
+    assert tags["dataset.name"] == "mnist"
+    assert len(tags["dataset.digest"]) == 64
+    assert tags["seed"] == "42"
+    for library in ("python", "tensorflow", "keras", "hydra", "mlflow"):
+        assert tags[f"version.{library}"][0].isdigit(), library
+
+
+def test_artifacts_and_model_are_logged(finished) -> None:
+    _, run = finished
+    client = MlflowClient()
+    paths = artifact_paths(client, run.info.run_id)
+    assert {"plots/learning_curves.png", "plots/confusion_matrix.png", "config.yaml", "model_summary.txt"} <= paths
+    png = Path(client.download_artifacts(run.info.run_id, "plots/learning_curves.png"))
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    summary = Path(client.download_artifacts(run.info.run_id, "model_summary.txt")).read_text()
+    assert "93,322" in summary
+    models = mlflow.search_logged_models(experiment_ids=[run.info.experiment_id], output_format="list")
+    assert [m.source_run_id for m in models] == [run.info.run_id]
+    assert models[0].model_id  # a LoggedModel with a signature
+    loaded = mlflow.pyfunc.load_model(f"models:/{models[0].model_id}")
+    assert loaded.metadata.signature is not None
+
+
+def test_command_line_run_records_its_overrides(tmp_path, synthetic) -> None:
+    store = tmp_path / "mlruns"
+    overrides = [
+        *synthetic,
+        f"tracking.store_dir={store}",
+        "training.epochs=1",
+        "optimizer=sgd",
+        "tracking.log_model=false",
+    ]
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    result = subprocess.run(
+        [sys.executable, "-m", "mnist_exp.main", *overrides, f"hydra.run.dir={tmp_path / 'out'}"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "test accuracy" in result.stderr + result.stdout
+    run = only_run(store)
+    assert run.data.tags["hydra.overrides"] == " ".join(overrides)
+    assert run.info.run_name == "cnn-mnist-sgd-lr0.01"
