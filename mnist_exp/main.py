@@ -2,18 +2,35 @@
 
 from __future__ import annotations
 
+import logging
+import math
+
 import hydra
 from omegaconf import DictConfig
 
 from mnist_exp.config import CONFIG_DIR, CONFIG_NAME
 
+log = logging.getLogger(__name__)
+
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name=CONFIG_NAME)
 def main(cfg: DictConfig) -> float:
-    """Train one configuration; the return value is the objective that sweepers optimise."""
+    """Train one configuration; return the objective that sweepers optimise.
+
+    In a sweep, a failing job is recorded as a FAILED child run and reported as
+    NaN, so the other jobs run to the end and the sweep is still summarised.
+    """
+    from mnist_exp import sweep
     from mnist_exp.train import train  # imported here so --help and config errors answer fast
 
-    return float(train(cfg)["objective"])
+    try:
+        return float(train(cfg)["objective"])
+    except Exception as exc:
+        if not sweep.in_sweep():
+            raise
+        log.exception("job failed; the sweep goes on")
+        sweep.record_failure(cfg, exc)
+        return math.nan
 
 
 if __name__ == "__main__":

@@ -43,3 +43,34 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, class_names: Sequen
     for (i, j), count in np.ndenumerate(counts):
         ax.text(j, i, count, ha="center", va="center", fontsize=7, color="white" if count > threshold else "black")
     return fig
+
+
+def sweep_comparison(
+    curves: Mapping[str, tuple[Sequence[int], Sequence[float]]],
+    curve_metric: str,
+    scatters: Mapping[str, tuple[Sequence, Sequence[float]]],
+    metric: str,
+) -> Figure:
+    """One panel of per-epoch curves for every job, then ``metric`` against each swept param."""
+    panels = 1 + len(scatters)
+    fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 4), layout="constrained", squeeze=False)
+    ax = axes[0][0]
+    for label, (steps, values) in curves.items():
+        ax.plot(steps, values, marker="o", label=label)
+    ax.set(title=f"{curve_metric} per epoch", xlabel="epoch", ylabel=curve_metric)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.grid(alpha=0.3)
+    if 0 < len(curves) <= 12:
+        ax.legend(fontsize=7)
+    for ax, (param, (xs, ys)) in zip(axes[0][1:], scatters.items(), strict=True):
+        try:
+            xs = [float(x) for x in xs]
+            log_scale = min(xs) > 0 and max(xs) / min(xs) >= 100
+        except (TypeError, ValueError):
+            log_scale = False
+        ax.scatter(xs, ys)
+        ax.set(title=f"{metric} by {param}", xlabel=param, ylabel=metric)
+        if log_scale:
+            ax.set_xscale("log")
+        ax.grid(alpha=0.3)
+    return fig

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import traceback
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -17,11 +18,11 @@ from hydra.utils import instantiate
 from mlflow.models import infer_signature
 from omegaconf import DictConfig, OmegaConf
 
-from mnist_exp import plots, tracking
+from mnist_exp import plots, sweep, tracking
 from mnist_exp.callbacks import MlflowEpochLogger
 from mnist_exp.data import DatasetFiles, load
 from mnist_exp.model import build_model
-from mnist_exp.pipeline import batches, prepare
+from mnist_exp.pipeline import Arrays, batches, prepare
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +33,17 @@ def hydra_overrides() -> list[str]:
 
 
 def set_threads(threads: int) -> None:
-    """Limit TensorFlow's thread pools; 0 keeps its defaults."""
-    if threads:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    """Limit TensorFlow's thread pools; 0 keeps its defaults.
+
+    Pools are fixed once TensorFlow starts, so a worker process that already ran a
+    job (joblib reuses them) keeps the setting of its first job.
+    """
+    if threads and tf.config.threading.get_intra_op_parallelism_threads() != threads:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+        except RuntimeError:
+            log.warning("TensorFlow already started in this process; training.threads=%d not applied", threads)
 
 
 def progress_mode(verbose: str | int) -> int:
@@ -51,13 +59,43 @@ def model_summary(model: keras.Model) -> str:
     return "\n".join(lines)
 
 
+def evaluate(model: keras.Model, x: np.ndarray, y: np.ndarray) -> tuple[dict[str, float], np.ndarray]:
+    """Test loss and accuracy from one prediction pass; also the predicted probabilities."""
+    probabilities = model.predict(x, batch_size=1024, verbose=0)
+    loss = float(np.mean(keras.losses.categorical_crossentropy(y, probabilities)))
+    accuracy = float(np.mean(probabilities.argmax(axis=1) == y.argmax(axis=1)))
+    return {"test_loss": loss, "test_accuracy": accuracy}, probabilities
+
+
+def log_artifacts(cfg: DictConfig, model: keras.Model, history: dict, data: Arrays, probabilities: np.ndarray) -> None:
+    """Curves, confusion matrix, resolved config, model summary and the model itself."""
+    mlflow.log_figure(plots.learning_curves(history), "plots/learning_curves.png")
+    actual, predicted = data.y_test.argmax(axis=1), probabilities.argmax(axis=1)
+    figure = plots.confusion_matrix(actual, predicted, list(cfg.dataset.class_names))
+    mlflow.log_figure(figure, "plots/confusion_matrix.png")
+    mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+    mlflow.log_text(model_summary(model), "model_summary.txt")
+    if cfg.tracking.log_model:
+        mlflow.keras.log_model(
+            model,
+            name="model",
+            signature=infer_signature(data.x_test[:2], probabilities[:2]),
+            pip_requirements=tracking.model_requirements(),
+        )
+
+
 def train(cfg: DictConfig) -> dict[str, float | str]:
     """Train and evaluate the configured model, tracked as one MLflow run; return its metrics.
 
-    The returned ``objective`` is the best validation accuracy, what sweeps maximise.
+    The returned ``objective`` is the value of ``cfg.objective.metric``, what sweeps optimise.
+    In a sweep the run is a child of the sweep's parent run, in the parent's experiment.
     """
     set_threads(cfg.training.threads)
+    keras.backend.clear_session()
     experiment_id = tracking.connect(cfg.tracking)
+    parent = sweep.parent_run_id()
+    if parent is not None:
+        experiment_id = mlflow.get_run(parent).info.experiment_id
     dataset = DatasetFiles.from_config(cfg.dataset)
     data = prepare(load(cfg.dataset), cfg.dataset, cfg.training)
     keras.utils.set_random_seed(cfg.training.seed)
@@ -69,52 +107,42 @@ def train(cfg: DictConfig) -> dict[str, float | str]:
         steps_per_execution=cfg.training.steps_per_execution,
     )
     log.info("%s: %s parameters", model.name, f"{model.count_params():,}")
-
     batch_size = cfg.training.batch_size
     train_data = batches(data.x_train, data.y_train, batch_size, cfg.training.seed if cfg.training.shuffle else None)
     val_data = batches(data.x_val, data.y_val, batch_size) if len(data.x_val) else None
-    tags = tracking.run_tags(hydra_overrides(), dataset.name, dataset.digest, cfg.training.seed)
-    with mlflow.start_run(experiment_id=experiment_id, run_name=cfg.tracking.run_name, tags=tags) as run:
-        mlflow.log_params(tracking.flatten(OmegaConf.to_container(cfg, resolve=True)))
-        mlflow.log_param("model.num_params", model.count_params())
-        epoch_logger = MlflowEpochLogger(run.info.run_id, len(data.x_train))
-        fit = model.fit(
-            train_data,
-            validation_data=val_data,
-            epochs=cfg.training.epochs,
-            callbacks=[epoch_logger],
-            shuffle=False,  # train_data reshuffles itself each epoch
-            verbose=progress_mode(cfg.training.verbose),
-        )
-        probabilities = model.predict(data.x_test, batch_size=1024, verbose=0)
-        predicted = probabilities.argmax(axis=1)
-        actual = data.y_test.argmax(axis=1)
-        results = {
-            "test_loss": float(np.mean(keras.losses.categorical_crossentropy(data.y_test, probabilities))),
-            "test_accuracy": float(np.mean(predicted == actual)),
-            "train_time_s": float(sum(epoch_logger.epoch_times)),
-            "epoch_time_s_mean": float(np.mean(epoch_logger.epoch_times)),
-            "train_samples_per_s_mean": float(
-                len(data.x_train) * len(epoch_logger.train_times) / sum(epoch_logger.train_times)
-            ),
-        }
-        val_accuracy = fit.history.get("val_accuracy", fit.history["accuracy"])
-        results["best_val_accuracy"] = float(max(val_accuracy))
-        mlflow.log_metrics(results)
 
-        mlflow.log_figure(plots.learning_curves(fit.history), "plots/learning_curves.png")
-        class_names = list(cfg.dataset.class_names)
-        mlflow.log_figure(plots.confusion_matrix(actual, predicted, class_names), "plots/confusion_matrix.png")
-        mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
-        mlflow.log_text(model_summary(model), "model_summary.txt")
-        if cfg.tracking.log_model:
-            mlflow.keras.log_model(
-                model,
-                name="model",
-                signature=infer_signature(data.x_test[:2], probabilities[:2]),
-                pip_requirements=tracking.model_requirements(),
+    tags = tracking.run_tags(hydra_overrides(), dataset.name, dataset.digest, cfg.training.seed) | sweep.job_tags()
+    with mlflow.start_run(
+        experiment_id=experiment_id, run_name=cfg.tracking.run_name, parent_run_id=parent, tags=tags
+    ) as run:
+        try:
+            mlflow.log_params(tracking.flatten(OmegaConf.to_container(cfg, resolve=True)))
+            mlflow.log_param("model.num_params", model.count_params())
+            epoch_logger = MlflowEpochLogger(run.info.run_id, len(data.x_train))
+            fit = model.fit(
+                train_data,
+                validation_data=val_data,
+                epochs=cfg.training.epochs,
+                callbacks=[epoch_logger],
+                shuffle=False,  # train_data reshuffles itself each epoch
+                verbose=progress_mode(cfg.training.verbose),
             )
-        mlflow.flush_async_logging()
+            results, probabilities = evaluate(model, data.x_test, data.y_test)
+            results |= {
+                "best_val_accuracy": float(max(fit.history.get("val_accuracy", fit.history["accuracy"]))),
+                "train_time_s": float(sum(epoch_logger.epoch_times)),
+                "epoch_time_s_mean": float(np.mean(epoch_logger.epoch_times)),
+                "train_samples_per_s_mean": len(data.x_train)
+                * len(epoch_logger.train_times)
+                / sum(epoch_logger.train_times),
+            }
+            mlflow.log_metrics(results)
+            log_artifacts(cfg, model, fit.history, data, probabilities)
+            mlflow.flush_async_logging()
+        except Exception as exc:
+            mlflow.set_tags(sweep.error_tags(exc))
+            mlflow.log_text(traceback.format_exc(), "error.txt")
+            raise
 
     log.info(
         "test accuracy %.4f, test loss %.4f, best val accuracy %.4f (run %s)",
@@ -123,4 +151,4 @@ def train(cfg: DictConfig) -> dict[str, float | str]:
         results["best_val_accuracy"],
         run.info.run_id,
     )
-    return {**results, "objective": results["best_val_accuracy"], "run_id": run.info.run_id}
+    return {**results, "objective": results[cfg.objective.metric], "run_id": run.info.run_id}

@@ -87,6 +87,7 @@ def test_tags_say_what_produced_the_run(finished) -> None:
     assert tags["dataset.name"] == "mnist"
     assert len(tags["dataset.digest"]) == 64
     assert tags["seed"] == "42"
+    assert "mlflow.parentRunId" not in tags  # a single run has no sweep parent
     for library in ("python", "tensorflow", "keras", "hydra", "mlflow"):
         assert tags[f"version.{library}"][0].isdigit(), library
 
