@@ -4,8 +4,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # Extra Hydra overrides for `make train`, e.g. make train ARGS="training.seed=1"
 ARGS ?=
+# Browser tests drive Debian's Chromium; Playwright must never download one.
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: install install-test data train test lint format clean
+.PHONY: install install-test data train browser test lint format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +37,13 @@ lint: install-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	$(SUDO) apt-get install -y -qq chromium chromium-driver
+
+browser: $(CHROMIUM)
+
+test: lint browser
 	$(BIN)/pytest
 
 format: install-test

@@ -31,7 +31,9 @@ def connect(tracking_cfg: DictConfig) -> str:
     if experiment is not None:
         return experiment.experiment_id
     location = Path(tracking_cfg.artifact_location).resolve().as_uri() if local else None
-    return mlflow.create_experiment(tracking_cfg.experiment_name, artifact_location=location)
+    # Tell the MLflow UI these are model-training runs, so it opens on the runs table.
+    tags = {"mlflow.experimentKind": "custom_model_development"}
+    return mlflow.create_experiment(tracking_cfg.experiment_name, artifact_location=location, tags=tags)
 
 
 def flatten(node: Any, prefix: str = "") -> dict[str, str]:

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image, ImageDraw, ImageFont
 
 from mnist_exp.data import idx
+from mnist_exp.images import normalize
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -20,17 +22,27 @@ FILENAMES = {
 }
 
 
+def render_digit(digit: int, size: int = 56, angle: float = 0.0, dark_on_light: bool = False) -> Image.Image:
+    """A digit drawn with Pillow's built-in font on a square canvas, as a user's picture might be."""
+    background, ink = (255, 0) if dark_on_light else (0, 255)
+    image = Image.new("L", (size, size), background)
+    font = ImageFont.load_default(size=int(size * 0.7))
+    ImageDraw.Draw(image).text((size / 2, size / 2), str(digit), fill=ink, font=font, anchor="mm")
+    return image.rotate(angle, fillcolor=background) if angle else image
+
+
 def synthetic_arrays(n_train: int, n_test: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """Noisy 28x28 images whose class is the position of a bright 7x7 square."""
+    """Font-drawn digits, slightly rotated and noisy, prepared the MNIST way (20x20 box, centred by mass)."""
     rng = np.random.default_rng(seed)
 
     def make(n: int) -> tuple[np.ndarray, np.ndarray]:
         labels = (np.arange(n) % 10).astype(np.uint8)
         rng.shuffle(labels)
-        images = rng.integers(0, 60, size=(n, 28, 28), dtype=np.uint8)
+        images = np.empty((n, 28, 28), dtype=np.uint8)
         for i, label in enumerate(labels):
-            row, col = divmod(int(label), 4)
-            images[i, row * 7 + 3 : row * 7 + 10, col * 7 : col * 7 + 7] = 255
+            drawn = render_digit(int(label), angle=float(rng.uniform(-12, 12)))
+            pixels = normalize(np.asarray(drawn, dtype=np.float32) / 255.0) * 255
+            images[i] = np.clip(pixels + rng.normal(0, 12, pixels.shape), 0, 255).astype(np.uint8)
         return images, labels
 
     train_images, train_labels = make(n_train)
@@ -73,25 +85,42 @@ def synthetic(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     return dataset_overrides(folder, digests, 640, 160)
 
 
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory: pytest.TempPathFactory, synthetic: list[str]) -> tuple[dict, Path]:
+    """One fully tracked three-epoch run with its model, shared by the tests that read a finished run."""
+    from mnist_exp.config import compose
+    from mnist_exp.train import train
+
+    store = tmp_path_factory.mktemp("trained") / "mlruns"
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    cfg = compose(
+        [
+            *synthetic,
+            f"tracking.store_dir={store}",
+            "training.epochs=3",
+            "training.batch_size=32",
+            "training.steps_per_execution=4",
+            "optimizer.lr=0.003",
+        ]
+    )
+    return train(cfg), store
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> Path:
     """A fresh folder for an MLflow SQLite store and its artifacts."""
     return tmp_path / "mlruns"
 
 
-@pytest.fixture
-def quick(synthetic: list[str], store: Path) -> list[str]:
-    """Overrides for a fast, fully tracked run on synthetic data in a temporary store."""
-    return [
-        *synthetic,
-        f"tracking.store_dir={store}",
-        "training.epochs=2",
-        "training.batch_size=32",
-        "training.steps_per_execution=4",
-    ]
-
-
 @pytest.fixture(autouse=True)
 def no_ambient_tracking_uri(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests choose their own store; a user's MLFLOW_TRACKING_URI must not leak in."""
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """Keep each phase's report on the test item, so fixtures can tell whether the test failed."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report

@@ -11,9 +11,6 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from mnist_exp.config import compose
-from mnist_exp.train import train
-
 EPOCH_METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_time_s", "train_samples_per_s")
 
 
@@ -32,26 +29,17 @@ def artifact_paths(client: MlflowClient, run_id: str, path: str | None = None) -
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory: pytest.TempPathFactory, synthetic: list[str]) -> tuple[dict, mlflow.entities.Run]:
-    """One tracked two-epoch run, shared by the assertions below."""
-    store = tmp_path_factory.mktemp("store")
-    os.environ.pop("MLFLOW_TRACKING_URI", None)
-    cfg = compose(
-        [
-            *synthetic,
-            f"tracking.store_dir={store}",
-            "training.epochs=2",
-            "training.batch_size=32",
-            "training.steps_per_execution=4",
-        ]
-    )
-    return train(cfg), only_run(store)
+def finished(trained_run: tuple[dict, Path]) -> tuple[dict, mlflow.entities.Run]:
+    """The shared three-epoch run and its MLflow record."""
+    results, store = trained_run
+    mlflow.set_tracking_uri(f"sqlite:///{store / 'mlflow.db'}")
+    return results, mlflow.get_run(results["run_id"])
 
 
 def test_run_returns_and_records_the_test_metrics(finished) -> None:
     results, run = finished
     assert run.info.status == "FINISHED"
-    assert run.info.run_name == "cnn-mnist-adam-lr0.001"
+    assert run.info.run_name == "cnn-mnist-adam-lr0.003"
     for name in ("test_loss", "test_accuracy", "best_val_accuracy", "train_time_s", "train_samples_per_s_mean"):
         assert run.data.metrics[name] == pytest.approx(results[name])
     assert results["objective"] == results["best_val_accuracy"]
@@ -64,14 +52,14 @@ def test_every_epoch_metric_has_one_point_per_epoch(finished) -> None:
     client = MlflowClient()
     for name in EPOCH_METRICS:
         history = client.get_metric_history(run.info.run_id, name)
-        assert sorted(m.step for m in history) == [1, 2], name
+        assert sorted(m.step for m in history) == [1, 2, 3], name
 
 
 def test_every_resolved_config_value_is_a_dotted_param(finished) -> None:
     _, run = finished
     params = run.data.params
     assert params["training.batch_size"] == "32"
-    assert params["optimizer.lr"] == "0.001"
+    assert params["optimizer.lr"] == "0.003"
     assert params["model.layers.conv1.filters"] == "32"
     assert params["model.output.units"] == "10"
     assert params["dataset.image_shape"] == "[28, 28, 1]"

@@ -1,0 +1,73 @@
+"""Turn a user's picture of a digit or garment into a 28x28 input the way MNIST was made.
+
+MNIST digits are light on dark; their bounding box was scaled to fit 20x20 and the
+result placed in a 28x28 field so that its centre of mass sits at the centre.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+SIDE, BOX = 28, 20
+INK_THRESHOLD = 0.1
+
+
+def to_gray(path: Path) -> np.ndarray:
+    """A PNG or JPEG as float32 grayscale in [0, 1]; transparency is composited onto white."""
+    with Image.open(path) as image:
+        image.load()
+        if image.mode in ("RGBA", "LA", "P"):
+            rgba = image.convert("RGBA")
+            background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            image = Image.alpha_composite(background, rgba)
+        return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+
+
+def normalize(gray: np.ndarray) -> np.ndarray:
+    """MNIST-style 28x28 float32 in [0, 1]: light ink on dark, box scaled into 20x20, centred by mass."""
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    background = float(np.median(border))
+    if background > 0.5:  # dark ink on a light background
+        gray, background = 1.0 - gray, 1.0 - background
+    gray = np.clip(gray - background, 0.0, 1.0)
+    if gray.max() > 0:
+        gray = gray / gray.max()
+    rows, cols = np.nonzero(gray > INK_THRESHOLD)
+    if len(rows) == 0:
+        return np.zeros((SIDE, SIDE), dtype=np.float32)
+    crop = gray[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+    scale = BOX / max(crop.shape)
+    height, width = (max(1, round(d * scale)) for d in crop.shape)
+    resized = Image.fromarray((crop * 255).astype(np.uint8)).resize((width, height), Image.Resampling.LANCZOS)
+    digit = np.asarray(resized, dtype=np.float32) / 255.0
+    total = digit.sum()
+    if total == 0:
+        return np.zeros((SIDE, SIDE), dtype=np.float32)
+    row_mass, col_mass = np.indices(digit.shape)
+    centre_row, centre_col = (row_mass * digit).sum() / total, (col_mass * digit).sum() / total
+    top = round(SIDE / 2 - centre_row - 0.5)
+    left = round(SIDE / 2 - centre_col - 0.5)
+    top, left = min(max(top, 0), SIDE - height), min(max(left, 0), SIDE - width)
+    field = np.zeros((SIDE, SIDE), dtype=np.float32)
+    field[top : top + height, left : left + width] = digit
+    return np.clip(field, 0.0, 1.0)
+
+
+def load_input(path: Path, image_shape: tuple[int, ...]) -> np.ndarray:
+    """One model input from a PNG/JPEG (normalized as above) or a ``.npy`` array of the image shape.
+
+    Arrays may hold pixels in [0, 1] or [0, 255]; a wrong shape raises ValueError naming both shapes.
+    """
+    if path.suffix.lower() == ".npy":
+        array = np.load(path, allow_pickle=False).astype(np.float32)
+        if array.size != int(np.prod(image_shape)) or array.squeeze().shape != tuple(image_shape[:2]):
+            raise ValueError(
+                f"array has shape {array.shape}; expected {tuple(image_shape)} or {tuple(image_shape[:2])}"
+            )
+        if array.max() > 1.0:
+            array = array / 255.0
+        return array.reshape(image_shape)
+    return normalize(to_gray(path)).reshape(image_shape)

@@ -1,0 +1,83 @@
+"""Find, register and load the models that runs logged."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.entities import Run
+from mlflow.entities.model_registry import ModelVersion
+from omegaconf import DictConfig, OmegaConf
+
+PARENT_ROLE = "parent"
+
+
+class ModelLookupError(Exception):
+    """A run or model reference that does not lead to a logged model."""
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """A loadable model URI and the run that trained it."""
+
+    uri: str
+    run: Run
+
+
+def training_run(client: MlflowClient, run_id: str) -> Run:
+    """The run itself, or for a sweep's parent run its best child."""
+    try:
+        run = client.get_run(run_id)
+    except mlflow.exceptions.MlflowException as exc:
+        raise ModelLookupError(f"no run {run_id} in {client.tracking_uri}") from exc
+    if run.data.tags.get("sweep.role") == PARENT_ROLE:
+        best = run.data.tags.get("best_run_id")
+        if best is None:
+            raise ModelLookupError(f"sweep {run_id} has no finished job to take a model from")
+        run = client.get_run(best)
+    return run
+
+
+def logged_model_uri(run: Run) -> str:
+    """``models:/<model id>`` of the model a run logged."""
+    models = mlflow.search_logged_models(
+        experiment_ids=[run.info.experiment_id],
+        filter_string=f"source_run_id = '{run.info.run_id}'",
+        output_format="list",
+    )
+    if not models:
+        raise ModelLookupError(f"run {run.info.run_id} logged no model (was it run with tracking.log_model=false?)")
+    return f"models:/{models[0].model_id}"
+
+
+def run_config(client: MlflowClient, run: Run) -> DictConfig:
+    """The resolved config a run logged as ``config.yaml``."""
+    path = client.download_artifacts(run.info.run_id, "config.yaml")
+    return OmegaConf.load(path)
+
+
+def resolve(client: MlflowClient, reference: str) -> ResolvedModel:
+    """A model from ``models:/<name>/<version>``, ``models:/<model id>``, or a run or sweep id."""
+    if not reference.startswith("models:/"):
+        run = training_run(client, reference)
+        return ResolvedModel(logged_model_uri(run), run)
+    parts = reference.removeprefix("models:/").split("/")
+    try:
+        if len(parts) == 2:
+            run_id = client.get_model_version(parts[0], parts[1]).run_id
+        else:
+            run_id = client.get_logged_model(parts[0]).source_run_id
+    except mlflow.exceptions.MlflowException as exc:
+        raise ModelLookupError(f"no model {reference} in {client.tracking_uri}") from exc
+    return ResolvedModel(reference, client.get_run(run_id))
+
+
+def register(client: MlflowClient, run_id: str) -> ModelVersion:
+    """Register a run's model (a sweep's: its best job's) under the name its config gives."""
+    run = training_run(client, run_id)
+    name = run_config(client, run).tracking.registered_model_name
+    tags = {"run_id": run.info.run_id}
+    if "test_accuracy" in run.data.metrics:
+        tags["test_accuracy"] = f"{run.data.metrics['test_accuracy']:.4f}"
+    return mlflow.register_model(logged_model_uri(run), name, tags=tags)
