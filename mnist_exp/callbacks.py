@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 
 import keras
 import mlflow
@@ -42,3 +44,24 @@ class MlflowEpochLogger(keras.callbacks.Callback):
         metrics["epoch_time_s"] = now - self._start
         metrics["train_samples_per_s"] = self.train_samples / train_time
         mlflow.log_metrics(metrics, step=epoch + 1, run_id=self.run_id, synchronous=False)
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """After every epoch, saves the model with its optimizer state and the number of epochs done.
+
+    ``train`` logs the folder to the run when training is cut short, so ``resume``
+    can continue from the last completed epoch.
+    """
+
+    MODEL = "model.keras"
+    STATE = "state.json"
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__()
+        self.folder = folder
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        partial = self.folder / f".{self.MODEL}"
+        self.model.save(partial)
+        partial.replace(self.folder / self.MODEL)
+        (self.folder / self.STATE).write_text(json.dumps({"epochs_done": epoch + 1}))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import signal
 
 import hydra
 from omegaconf import DictConfig
@@ -11,6 +12,11 @@ from omegaconf import DictConfig
 from mnist_exp.config import CONFIG_DIR, CONFIG_NAME
 
 log = logging.getLogger(__name__)
+
+
+def interrupt(signum: int, frame: object) -> None:
+    """SIGTERM (a scheduler's stop, `kill`) ends training the way Ctrl-C does."""
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name=CONFIG_NAME)
@@ -21,10 +27,14 @@ def main(cfg: DictConfig) -> float:
     NaN, so the other jobs run to the end and the sweep is still summarised.
     """
     from mnist_exp import sweep
+
+    signal.signal(signal.SIGTERM, interrupt)
     from mnist_exp.train import train  # imported here so --help and config errors answer fast
 
     try:
         return float(train(cfg)["objective"])
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None  # the run is recorded KILLED; no traceback for a deliberate stop
     except Exception as exc:
         if not sweep.in_sweep():
             raise

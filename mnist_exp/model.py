@@ -3,19 +3,52 @@
 from __future__ import annotations
 
 import keras
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
+
+from mnist_exp.schema import ConfigError
+
+
+def build_layer(spec: DictConfig, name: str, key: str) -> keras.layers.Layer:
+    """One layer from its spec; a bad target or argument is a ConfigError naming ``key``."""
+    try:
+        return instantiate(spec, name=name)
+    except InstantiationException as exc:
+        cause = exc.__cause__ or exc
+        raise ConfigError(f"{key}: cannot build {spec.get('_target_')!r}: {cause}") from exc
 
 
 def build_model(model_cfg: DictConfig, dataset_cfg: DictConfig) -> keras.Sequential:
     """A Sequential model: the dataset's input, the ``layers`` in order, then ``output``."""
-    layers = [instantiate(spec, name=name) for name, spec in model_cfg.layers.items()]
-    return keras.Sequential(
-        [keras.Input(shape=tuple(dataset_cfg.image_shape)), *layers, instantiate(model_cfg.output, name="output")],
-        name=model_cfg.name,
-    )
+    layers = [build_layer(spec, name, f"model.layers.{name}") for name, spec in model_cfg.layers.items()]
+    output = build_layer(model_cfg.output, "output", "model.output")
+    try:
+        return keras.Sequential(
+            [keras.Input(shape=tuple(dataset_cfg.image_shape)), *layers, output], name=model_cfg.name
+        )
+    except ValueError as exc:  # layers that do not fit together, e.g. a kernel larger than its input
+        shape = tuple(dataset_cfg.image_shape)
+        raise ConfigError(f"model.layers: the layers do not fit the {shape} input: {exc}") from exc
 
 
 def build_optimizer(name: str, lr: float, **settings: float | bool) -> keras.optimizers.Optimizer:
     """A Keras optimizer by its registered name, e.g. ``adam`` with ``lr`` and its other settings."""
     return keras.optimizers.get({"class_name": name, "config": {"learning_rate": lr, **settings}})
+
+
+def compile_model(cfg: DictConfig) -> keras.Model:
+    """The configured model, compiled with its optimizer, loss and accuracy."""
+    model = build_model(cfg.model, cfg.dataset)
+    try:
+        optimizer = instantiate(cfg.optimizer)
+    except InstantiationException as exc:
+        raise ConfigError(f"optimizer: {exc.__cause__ or exc}") from exc
+    try:
+        loss = keras.losses.get(cfg.model.loss)
+    except ValueError as exc:
+        raise ConfigError(f"model.loss: unknown loss {cfg.model.loss!r}") from exc
+    model.compile(
+        optimizer=optimizer, loss=loss, metrics=["accuracy"], steps_per_execution=cfg.training.steps_per_execution
+    )
+    return model

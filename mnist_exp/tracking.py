@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import platform
 import subprocess
 from pathlib import Path
@@ -16,6 +17,33 @@ from mnist_exp.config import PROJECT_ROOT
 SQLITE_PREFIX = "sqlite:///"
 
 
+class TrackingError(Exception):
+    """The tracking store cannot be reached or written; the message names its URI."""
+
+
+def check_store(uri: str, timeout: float = 5.0) -> None:
+    """Fail fast, with the URI, when a server does not answer or a local store cannot be written."""
+    if uri.startswith(("http://", "https://")):
+        import requests
+
+        try:
+            requests.get(f"{uri.rstrip('/')}/health", timeout=timeout).raise_for_status()
+        except requests.RequestException as exc:
+            raise TrackingError(
+                f"tracking store {uri} cannot be reached ({type(exc).__name__}); start the server, "
+                "or point tracking.uri / MLFLOW_TRACKING_URI at one that runs"
+            ) from exc
+    elif uri.startswith(SQLITE_PREFIX):
+        database = Path(uri.removeprefix(SQLITE_PREFIX).split("?")[0])
+        try:
+            database.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise TrackingError(f"tracking store {uri} cannot be created: {exc}") from exc
+        writable = os.access(database.parent, os.W_OK) and (not database.exists() or os.access(database, os.W_OK))
+        if not writable:
+            raise TrackingError(f"tracking store {uri} is not writable; fix the permissions or set tracking.store_dir")
+
+
 def connect(tracking_cfg: DictConfig) -> str:
     """Point MLflow at the configured store and return the experiment's id, creating both if needed.
 
@@ -23,17 +51,19 @@ def connect(tracking_cfg: DictConfig) -> str:
     artifacts at ``artifact_location``; a server decides for itself.
     """
     uri = tracking_cfg.uri
-    local = uri.startswith(SQLITE_PREFIX)
-    if local:
-        Path(uri.removeprefix(SQLITE_PREFIX)).parent.mkdir(parents=True, exist_ok=True)
+    check_store(uri)
     mlflow.set_tracking_uri(uri)
-    experiment = mlflow.get_experiment_by_name(tracking_cfg.experiment_name)
-    if experiment is not None:
-        return experiment.experiment_id
-    location = Path(tracking_cfg.artifact_location).resolve().as_uri() if local else None
-    # Tell the MLflow UI these are model-training runs, so it opens on the runs table.
-    tags = {"mlflow.experimentKind": "custom_model_development"}
-    return mlflow.create_experiment(tracking_cfg.experiment_name, artifact_location=location, tags=tags)
+    try:
+        experiment = mlflow.get_experiment_by_name(tracking_cfg.experiment_name)
+        if experiment is not None:
+            return experiment.experiment_id
+        local = uri.startswith(SQLITE_PREFIX)
+        location = Path(tracking_cfg.artifact_location).resolve().as_uri() if local else None
+        # Tell the MLflow UI these are model-training runs, so it opens on the runs table.
+        tags = {"mlflow.experimentKind": "custom_model_development"}
+        return mlflow.create_experiment(tracking_cfg.experiment_name, artifact_location=location, tags=tags)
+    except (mlflow.exceptions.MlflowException, OSError) as exc:
+        raise TrackingError(f"tracking store {uri} cannot be used: {exc}") from exc
 
 
 def flatten(node: Any, prefix: str = "") -> dict[str, str]:
@@ -106,3 +136,25 @@ def run_tags(overrides: list[str], dataset_name: str, dataset_digest: str, seed:
     }
     tags.update({f"version.{name}": version for name, version in versions().items()})
     return tags
+
+
+# Keys that say where or how a run is recorded, not what it computes.
+NOT_IN_CONFIG_HASH = (
+    "tracking",
+    "resume",
+    "training.skip_if_done",
+    "training.verbose",
+    "training.threads",
+    "dataset.cache_dir",
+    "dataset.sources",
+)
+
+
+def config_hash(cfg: DictConfig) -> str:
+    """A digest of everything in the config that changes what a run computes."""
+    import hashlib
+    import json
+
+    flat = flatten(OmegaConf.to_container(cfg, resolve=True))
+    kept = {k: v for k, v in flat.items() if not any(k == p or k.startswith(f"{p}.") for p in NOT_IN_CONFIG_HASH)}
+    return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
+import tempfile
 import traceback
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -14,17 +17,20 @@ import mlflow
 import numpy as np
 import tensorflow as tf
 from hydra.core.hydra_config import HydraConfig
-from hydra.utils import instantiate
 from mlflow.models import infer_signature
 from omegaconf import DictConfig, OmegaConf
 
-from mnist_exp import plots, sweep, tracking
-from mnist_exp.callbacks import MlflowEpochLogger
+from mnist_exp import plots, schema, sweep, tracking
+from mnist_exp.callbacks import EpochCheckpoint, MlflowEpochLogger
+from mnist_exp.config import group_options
 from mnist_exp.data import DatasetFiles, load
-from mnist_exp.model import build_model
+from mnist_exp.model import compile_model
+from mnist_exp.models import run_config
 from mnist_exp.pipeline import Arrays, batches, prepare
 
 log = logging.getLogger(__name__)
+CHECKPOINT_DIR = "checkpoint"
+CONFIG_HASH_TAG = "config.hash"
 
 
 def hydra_overrides() -> list[str]:
@@ -73,7 +79,6 @@ def log_artifacts(cfg: DictConfig, model: keras.Model, history: dict, data: Arra
     actual, predicted = data.y_test.argmax(axis=1), probabilities.argmax(axis=1)
     figure = plots.confusion_matrix(actual, predicted, list(cfg.dataset.class_names))
     mlflow.log_figure(figure, "plots/confusion_matrix.png")
-    mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
     mlflow.log_text(model_summary(model), "model_summary.txt")
     if cfg.tracking.log_model:
         mlflow.keras.log_model(
@@ -84,52 +89,109 @@ def log_artifacts(cfg: DictConfig, model: keras.Model, history: dict, data: Arra
         )
 
 
+def resume_point(cfg: DictConfig) -> tuple[DictConfig, Path, int]:
+    """The config, checkpoint file and completed epochs of the run ``cfg.resume`` names."""
+    tracking.check_store(cfg.tracking.uri)
+    client = mlflow.MlflowClient(cfg.tracking.uri)
+    try:
+        run = client.get_run(cfg.resume)
+    except mlflow.exceptions.MlflowException as exc:
+        raise schema.ConfigError(f"resume: no run {cfg.resume} in {cfg.tracking.uri}") from exc
+    if run.info.status == "FINISHED":
+        raise schema.ConfigError(f"resume: run {cfg.resume} already FINISHED; nothing to resume")
+    try:
+        folder = Path(client.download_artifacts(run.info.run_id, CHECKPOINT_DIR, tempfile.mkdtemp()))
+    except (mlflow.exceptions.MlflowException, OSError) as exc:
+        raise schema.ConfigError(f"resume: run {cfg.resume} logged no checkpoint (it ended before an epoch)") from exc
+    state = json.loads((folder / EpochCheckpoint.STATE).read_text())
+    original = run_config(client, run)
+    original.resume = cfg.resume
+    return original, folder / EpochCheckpoint.MODEL, int(state["epochs_done"])
+
+
+def finished_twin(experiment_id: str, digest: str) -> mlflow.entities.Run | None:
+    """A FINISHED run of the experiment whose config hashes to ``digest``."""
+    runs = mlflow.search_runs(
+        [experiment_id],
+        f"tags.`{CONFIG_HASH_TAG}` = '{digest}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+        output_format="list",
+    )
+    return runs[0] if runs else None
+
+
 def train(cfg: DictConfig) -> dict[str, float | str]:
     """Train and evaluate the configured model, tracked as one MLflow run; return its metrics.
 
-    The returned ``objective`` is the value of ``cfg.objective.metric``, what sweeps optimise.
-    In a sweep the run is a child of the sweep's parent run, in the parent's experiment.
+    The config is checked before anything is loaded or recorded. The returned
+    ``objective`` is the value of ``cfg.objective.metric``, what sweeps optimise.
+    In a sweep the run is a child of the sweep's parent run, in the parent's
+    experiment. With ``resume`` set, the named run continues from its checkpoint.
+    Ctrl-C or SIGTERM ends the run KILLED with its metrics and last checkpoint.
     """
+    checkpoint, epochs_done = None, 0
+    if cfg.get("resume"):
+        cfg, checkpoint, epochs_done = resume_point(cfg)
+    schema.validate(cfg, known_datasets=group_options("dataset"))
     set_threads(cfg.training.threads)
     keras.backend.clear_session()
+    keras.utils.set_random_seed(cfg.training.seed)
+    if cfg.training.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    model = compile_model(cfg)
+    if checkpoint is not None:
+        model = keras.models.load_model(checkpoint)
+    log.info("%s: %s parameters", model.name, f"{model.count_params():,}")
+
     experiment_id = tracking.connect(cfg.tracking)
     parent = sweep.parent_run_id()
     if parent is not None:
         experiment_id = mlflow.get_run(parent).info.experiment_id
+    digest = tracking.config_hash(cfg)
+    if cfg.training.skip_if_done and checkpoint is None and (twin := finished_twin(experiment_id, digest)):
+        log.info("skipped: run %s (%s) already has this config", twin.info.run_id, twin.info.run_name)
+        return {
+            **twin.data.metrics,
+            "objective": twin.data.metrics[cfg.objective.metric],
+            "run_id": twin.info.run_id,
+            "skipped": True,
+        }
+
     dataset = DatasetFiles.from_config(cfg.dataset)
     data = prepare(load(cfg.dataset), cfg.dataset, cfg.training)
-    keras.utils.set_random_seed(cfg.training.seed)
-    model = build_model(cfg.model, cfg.dataset)
-    model.compile(
-        optimizer=instantiate(cfg.optimizer),
-        loss=cfg.model.loss,
-        metrics=["accuracy"],
-        steps_per_execution=cfg.training.steps_per_execution,
-    )
-    log.info("%s: %s parameters", model.name, f"{model.count_params():,}")
     batch_size = cfg.training.batch_size
     train_data = batches(data.x_train, data.y_train, batch_size, cfg.training.seed if cfg.training.shuffle else None)
     val_data = batches(data.x_val, data.y_val, batch_size) if len(data.x_val) else None
 
-    tags = tracking.run_tags(hydra_overrides(), dataset.name, dataset.digest, cfg.training.seed) | sweep.job_tags()
-    with mlflow.start_run(
-        experiment_id=experiment_id, run_name=cfg.tracking.run_name, parent_run_id=parent, tags=tags
-    ) as run:
+    tags = tracking.run_tags(hydra_overrides(), dataset.name, dataset.digest, cfg.training.seed)
+    tags |= sweep.job_tags() | dict(cfg.tracking.tags) | {CONFIG_HASH_TAG: digest}
+    start = (
+        {"run_id": cfg.resume}
+        if checkpoint is not None
+        else {"experiment_id": experiment_id, "run_name": cfg.tracking.run_name, "parent_run_id": parent, "tags": tags}
+    )
+    with tempfile.TemporaryDirectory(prefix="mnist-exp-checkpoint-") as folder, mlflow.start_run(**start) as run:
         try:
-            mlflow.log_params(tracking.flatten(OmegaConf.to_container(cfg, resolve=True)))
-            mlflow.log_param("model.num_params", model.count_params())
+            if checkpoint is None:
+                mlflow.log_params(tracking.flatten(OmegaConf.to_container(cfg, resolve=True)))
+                mlflow.log_param("model.num_params", model.count_params())
+                mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
             epoch_logger = MlflowEpochLogger(run.info.run_id, len(data.x_train))
             fit = model.fit(
                 train_data,
                 validation_data=val_data,
                 epochs=cfg.training.epochs,
-                callbacks=[epoch_logger],
+                initial_epoch=epochs_done,
+                callbacks=[epoch_logger, EpochCheckpoint(Path(folder))],
                 shuffle=False,  # train_data reshuffles itself each epoch
                 verbose=progress_mode(cfg.training.verbose),
             )
             results, probabilities = evaluate(model, data.x_test, data.y_test)
+            mlflow.flush_async_logging()
+            history = fit.history if checkpoint is None else full_history(run.info.run_id)
             results |= {
-                "best_val_accuracy": float(max(fit.history.get("val_accuracy", fit.history["accuracy"]))),
+                "best_val_accuracy": float(max(history.get("val_accuracy", history["accuracy"]))),
                 "train_time_s": float(sum(epoch_logger.epoch_times)),
                 "epoch_time_s_mean": float(np.mean(epoch_logger.epoch_times)),
                 "train_samples_per_s_mean": len(data.x_train)
@@ -137,11 +199,21 @@ def train(cfg: DictConfig) -> dict[str, float | str]:
                 / sum(epoch_logger.train_times),
             }
             mlflow.log_metrics(results)
-            log_artifacts(cfg, model, fit.history, data, probabilities)
+            log_artifacts(cfg, model, history, data, probabilities)
             mlflow.flush_async_logging()
-        except Exception as exc:
-            mlflow.set_tags(sweep.error_tags(exc))
-            mlflow.log_text(traceback.format_exc(), "error.txt")
+        except BaseException as exc:
+            mlflow.flush_async_logging()
+            for name in (EpochCheckpoint.MODEL, EpochCheckpoint.STATE):  # not a half-written save
+                if (Path(folder) / name).exists():
+                    mlflow.log_artifact(str(Path(folder) / name), CHECKPOINT_DIR)
+            if isinstance(exc, KeyboardInterrupt):
+                log.warning(
+                    "interrupted: run %s ends KILLED; continue it with resume=%s", run.info.run_id, run.info.run_id
+                )
+                mlflow.end_run("KILLED")
+            else:
+                mlflow.set_tags(sweep.error_tags(exc))
+                mlflow.log_text(traceback.format_exc(), "error.txt")
             raise
 
     log.info(
@@ -152,3 +224,16 @@ def train(cfg: DictConfig) -> dict[str, float | str]:
         run.info.run_id,
     )
     return {**results, "objective": results[cfg.objective.metric], "run_id": run.info.run_id}
+
+
+def full_history(run_id: str) -> dict[str, list[float]]:
+    """A resumed run's whole per-epoch history, from MLflow, in Keras's key names."""
+    client = mlflow.MlflowClient()
+    history = {}
+    for key in ("accuracy", "loss", "val_accuracy", "val_loss"):
+        points = sorted(
+            client.get_metric_history(run_id, key if key.startswith("val_") else f"train_{key}"), key=lambda m: m.step
+        )
+        if points:
+            history[key] = [m.value for m in points]
+    return history

@@ -1,0 +1,165 @@
+"""Reliability: bad config refused at once, stores that fail fast, interrupt and resume, determinism."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow import MlflowClient
+
+from mnist_exp.config import compose
+from mnist_exp.schema import ConfigError
+from mnist_exp.tracking import TrackingError
+from mnist_exp.train import train
+
+FAST = ["training.batch_size=32", "training.steps_per_execution=4", "tracking.log_model=false"]
+
+
+def runs_in(store: Path) -> list[mlflow.entities.Run]:
+    database = store / "mlflow.db"
+    if not database.exists():
+        return []
+    client = MlflowClient(f"sqlite:///{database}")
+    return client.search_runs([e.experiment_id for e in client.search_experiments()])
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("optimizer.lr=-0.1", "optimizer.lr: Input should be greater than 0 (got -0.1)"),
+        ("optimizer.lr=fast", "optimizer.lr: Input should be a valid number"),
+        ("training.validation_split=1.0", "training.validation_split: Input should be less than 1 (got 1.0)"),
+        ("training.epochs=0", "training.epochs: Input should be greater than or equal to 1 (got 0)"),
+        ("training.batch_size=0", "training.batch_size: Input should be greater than or equal to 1 (got 0)"),
+        ("optimizer.name=adagrad", "optimizer.name: Input should be 'adam', 'sgd', 'rmsprop' or 'adamw'"),
+        ("dataset.name=cifar", "dataset.name: unknown dataset 'cifar'; choose from fashion_mnist, mnist"),
+        ("model.layers.conv1.filters=-3", "model.layers.conv1: cannot build 'keras.layers.Conv2D'"),
+        ("model.layers.conv1._target_=keras.layers.Conv9D", "model.layers.conv1: cannot build 'keras.layers.Conv9D'"),
+        ("+model.layers.conv1.flavour=mint", "model.layers.conv1: cannot build 'keras.layers.Conv2D'"),
+        (
+            "+model.layers.big={_target_:keras.layers.Conv2D,filters:8,kernel_size:9}",
+            "model.layers: the layers do not fit",
+        ),
+        ("model.loss=hinge_of_fate", "model.loss: unknown loss 'hinge_of_fate'"),
+        ("+optimizer.momentum_typo=0.9", "optimizer: "),
+        ("+training.epoch=3", "training.epoch: unknown key; remove it or fix its spelling"),
+    ],
+)
+def test_bad_values_are_refused_before_any_run(tmp_path, synthetic, override, message) -> None:
+    cfg = compose([*synthetic, *FAST, f"tracking.store_dir={tmp_path}", override])
+    start = time.perf_counter()
+    with pytest.raises(ConfigError) as error:
+        train(cfg)
+    assert message in str(error.value)
+    assert time.perf_counter() - start < 10
+    assert runs_in(tmp_path) == []
+
+
+def test_an_unreachable_server_fails_fast_with_its_uri(tmp_path, synthetic) -> None:
+    uri = "http://127.0.0.1:9"
+    cfg = compose([*synthetic, *FAST, f"tracking.uri={uri}"])
+    start = time.perf_counter()
+    with pytest.raises(TrackingError, match=f"tracking store {uri} cannot be reached"):
+        train(cfg)
+    assert time.perf_counter() - start < 10
+
+
+def test_a_store_that_cannot_be_written_fails_fast_with_its_uri(tmp_path, synthetic) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    cfg = compose([*synthetic, *FAST, f"tracking.store_dir={blocker / 'mlruns'}"])
+    with pytest.raises(TrackingError, match=f"tracking store sqlite:///{blocker}/mlruns/mlflow.db cannot be created"):
+        train(cfg)
+
+
+def test_identical_config_is_skipped_and_reports_the_earlier_run(tmp_path, synthetic) -> None:
+    overrides = [*synthetic, *FAST, f"tracking.store_dir={tmp_path}", "training.epochs=1", "training.skip_if_done=true"]
+    first = train(compose(overrides))
+    again = train(compose([*overrides, "training.verbose=0"]))  # verbosity does not change what is computed
+    assert again["skipped"] is True
+    assert again["run_id"] == first["run_id"]
+    assert again["test_accuracy"] == first["test_accuracy"]
+    assert len(runs_in(tmp_path)) == 1
+    changed = train(compose([*overrides, "optimizer.lr=0.002"]))
+    assert "skipped" not in changed
+    assert len(runs_in(tmp_path)) == 2
+
+
+def launch(tmp_path: Path, *args: str) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"} | {"PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", *args],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def test_interrupted_run_ends_killed_and_resume_completes_it(tmp_path, synthetic) -> None:
+    store = tmp_path / "mlruns"
+    common = [*synthetic, *FAST, f"tracking.store_dir={store}", "training.epochs=12", "training.verbose=2"]
+    process = launch(tmp_path, "mnist_exp.main", *common, "training.steps_per_execution=1")
+    for line in process.stdout:
+        if line.startswith("Epoch 4/12"):  # three epochs are done
+            process.send_signal(signal.SIGINT)
+            break
+    output = process.stdout.read()
+    assert process.wait(timeout=60) == 130, output[-3000:]
+    (run,) = runs_in(store)
+    assert run.info.status == "KILLED"
+    client = MlflowClient(f"sqlite:///{store / 'mlflow.db'}")
+    done = sorted(m.step for m in client.get_metric_history(run.info.run_id, "val_accuracy"))
+    assert done[:3] == [1, 2, 3] and len(done) <= 4
+    assert {a.path for a in client.list_artifacts(run.info.run_id, "checkpoint")} == {
+        "checkpoint/model.keras",
+        "checkpoint/state.json",
+    }
+
+    resumed = train(compose([f"tracking.store_dir={store}", f"resume={run.info.run_id}"]))
+    assert resumed["run_id"] == run.info.run_id
+    (after,) = runs_in(store)
+    assert after.info.status == "FINISHED"
+    for metric in ("train_loss", "val_accuracy", "epoch_time_s"):
+        assert sorted(m.step for m in client.get_metric_history(run.info.run_id, metric)) == list(range(1, 13))
+    assert "test_accuracy" in after.data.metrics
+
+
+def test_deterministic_runs_reproduce_bit_for_bit(tmp_path, synthetic) -> None:
+    store = tmp_path / "mlruns"
+    first = launch(
+        tmp_path,
+        "mnist_exp.main",
+        *synthetic,
+        *FAST,
+        f"tracking.store_dir={store}",
+        "training.epochs=2",
+        "training.deterministic=true",
+    )
+    output = first.communicate(timeout=300)[0]
+    assert first.returncode == 0, output[-3000:]
+    (original,) = runs_in(store)
+
+    again = launch(
+        tmp_path, "mnist_exp.reproduce", original.info.run_id, "--tracking-uri", f"sqlite:///{store / 'mlflow.db'}"
+    )
+    output = again.communicate(timeout=300)[0]
+    assert again.returncode == 0, output[-3000:]
+    assert "10 of 10 values identical" in output
+    assert "val_accuracy[2]" in output
+    reproduced = next(r for r in runs_in(store) if r.info.run_id != original.info.run_id)
+    assert reproduced.data.tags["reproduced_from"] == original.info.run_id
+    client = MlflowClient(f"sqlite:///{store / 'mlflow.db'}")
+    for metric in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"):
+        values = [
+            [m.value for m in sorted(client.get_metric_history(r.info.run_id, metric), key=lambda m: m.step)]
+            for r in (original, reproduced)
+        ]
+        assert values[0] == values[1], metric
