@@ -10,19 +10,24 @@ from omegaconf import DictConfig
 from mnist_exp.schema import ConfigError
 
 
-def build_layer(spec: DictConfig, name: str, key: str) -> keras.layers.Layer:
+def build_layer(spec: DictConfig, name: str, key: str, **overrides: str) -> keras.layers.Layer:
     """One layer from its spec; a bad target or argument is a ConfigError naming ``key``."""
     try:
-        return instantiate(spec, name=name)
+        return instantiate(spec, name=name, **overrides)
     except InstantiationException as exc:
         cause = exc.__cause__ or exc
         raise ConfigError(f"{key}: cannot build {spec.get('_target_')!r}: {cause}") from exc
 
 
 def build_model(model_cfg: DictConfig, dataset_cfg: DictConfig) -> keras.Sequential:
-    """A Sequential model: the dataset's input, the ``layers`` in order, then ``output``."""
+    """A Sequential model: the dataset's input, the ``layers`` in order, then ``output``.
+
+    Under a mixed-precision policy the output layer still computes in float32,
+    so the softmax and the loss keep full precision.
+    """
     layers = [build_layer(spec, name, f"model.layers.{name}") for name, spec in model_cfg.layers.items()]
-    output = build_layer(model_cfg.output, "output", "model.output")
+    mixed = keras.mixed_precision.global_policy().name != "float32"
+    output = build_layer(model_cfg.output, "output", "model.output", **({"dtype": "float32"} if mixed else {}))
     try:
         return keras.Sequential(
             [keras.Input(shape=tuple(dataset_cfg.image_shape)), *layers, output], name=model_cfg.name
@@ -38,7 +43,8 @@ def build_optimizer(name: str, lr: float, **settings: float | bool) -> keras.opt
 
 
 def compile_model(cfg: DictConfig) -> keras.Model:
-    """The configured model, compiled with its optimizer, loss and accuracy."""
+    """The configured model in the configured precision, compiled with its optimizer, loss and accuracy."""
+    keras.mixed_precision.set_global_policy(cfg.training.precision)
     model = build_model(cfg.model, cfg.dataset)
     try:
         optimizer = instantiate(cfg.optimizer)

@@ -52,8 +52,17 @@ def prepare(splits: Splits, dataset_cfg: DictConfig, training_cfg: DictConfig) -
 
 
 def batches(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle_seed: int | None = None) -> tf.data.Dataset:
-    """Batched, prefetched examples; reshuffled every epoch when ``shuffle_seed`` is given."""
-    data = tf.data.Dataset.from_tensor_slices((x, y))
+    """Batched, prefetched examples; reshuffled every epoch when ``shuffle_seed`` is given.
+
+    The arrays stay whole in memory and each batch is gathered by index, so
+    tf.data does per-batch rather than per-example work.
+    """
+    images, labels = tf.constant(x), tf.constant(y)
+    order = tf.data.Dataset.range(len(x))
     if shuffle_seed is not None:
-        data = data.shuffle(len(x), seed=shuffle_seed, reshuffle_each_iteration=True)
-    return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+        order = order.shuffle(len(x), seed=shuffle_seed, reshuffle_each_iteration=True)
+    return (
+        order.batch(batch_size)
+        .map(lambda i: (tf.gather(images, i), tf.gather(labels, i)), num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(tf.data.AUTOTUNE)
+    )

@@ -84,6 +84,8 @@ class Training(Strict):
     validation_split: Annotated[float, Field(ge=0, lt=1)]
     seed: int
     shuffle: bool
+    eval_batch_size: PositiveInt
+    precision: Literal["float32", "mixed_bfloat16"]
     steps_per_execution: PositiveInt
     threads: Annotated[int, Field(ge=0)]
     verbose: Literal["auto", 0, 1, 2]

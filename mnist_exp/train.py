@@ -65,9 +65,9 @@ def model_summary(model: keras.Model) -> str:
     return "\n".join(lines)
 
 
-def evaluate(model: keras.Model, x: np.ndarray, y: np.ndarray) -> tuple[dict[str, float], np.ndarray]:
+def evaluate(model: keras.Model, x: np.ndarray, y: np.ndarray, batch_size: int) -> tuple[dict[str, float], np.ndarray]:
     """Test loss and accuracy from one prediction pass; also the predicted probabilities."""
-    probabilities = model.predict(x, batch_size=1024, verbose=0)
+    probabilities = model.predict(x, batch_size=batch_size, verbose=0)
     loss = float(np.mean(keras.losses.categorical_crossentropy(y, probabilities)))
     accuracy = float(np.mean(probabilities.argmax(axis=1) == y.argmax(axis=1)))
     return {"test_loss": loss, "test_accuracy": accuracy}, probabilities
@@ -162,7 +162,7 @@ def train(cfg: DictConfig) -> dict[str, float | str]:
     data = prepare(load(cfg.dataset), cfg.dataset, cfg.training)
     batch_size = cfg.training.batch_size
     train_data = batches(data.x_train, data.y_train, batch_size, cfg.training.seed if cfg.training.shuffle else None)
-    val_data = batches(data.x_val, data.y_val, batch_size) if len(data.x_val) else None
+    val_data = batches(data.x_val, data.y_val, cfg.training.eval_batch_size) if len(data.x_val) else None
 
     tags = tracking.run_tags(hydra_overrides(), dataset.name, dataset.digest, cfg.training.seed)
     tags |= sweep.job_tags() | dict(cfg.tracking.tags) | {CONFIG_HASH_TAG: digest}
@@ -187,7 +187,7 @@ def train(cfg: DictConfig) -> dict[str, float | str]:
                 shuffle=False,  # train_data reshuffles itself each epoch
                 verbose=progress_mode(cfg.training.verbose),
             )
-            results, probabilities = evaluate(model, data.x_test, data.y_test)
+            results, probabilities = evaluate(model, data.x_test, data.y_test, cfg.training.eval_batch_size)
             mlflow.flush_async_logging()
             history = fit.history if checkpoint is None else full_history(run.info.run_id)
             results |= {

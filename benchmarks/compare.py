@@ -1,0 +1,208 @@
+"""Benchmark harness: the reference mnist-exp run against the naive recipe in Keras and in PyTorch.
+
+    .venv/bin/pip install -e ".[bench]"        # adds torch==2.13.0 (CPU)
+    .venv/bin/python benchmarks/compare.py [--rounds 3] [--out benchmarks/RESULTS.md] [-- mnist-exp overrides]
+
+Runs, alternating within each round, (a) naive_keras.py, (b) naive_torch.py and
+(c) `mnist-exp experiment=reference` with full MLflow tracking into a temporary
+store, all on the same verified MNIST files, each as a fresh process. Reports
+medians over rounds: whole-process wall time, steady epoch time (epochs 2-5),
+training samples/s, peak RSS and test accuracy, and the ratios (c)/(a) and (c)/(b).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+
+@dataclass
+class Sample:
+    wall_s: float
+    peak_rss_mb: float
+    epoch_s: list[float]
+    train_s: list[float]
+    train_samples: int
+    test_accuracy: float
+
+
+@dataclass
+class Variant:
+    name: str
+    samples: list[Sample] = field(default_factory=list)
+
+    def median(self, value) -> float:
+        return statistics.median(value(s) for s in self.samples)
+
+    @property
+    def wall(self) -> float:
+        return self.median(lambda s: s.wall_s)
+
+    @property
+    def steady_epoch(self) -> float:
+        return self.median(lambda s: statistics.median(s.epoch_s[1:]))
+
+    @property
+    def throughput(self) -> float:
+        return self.median(lambda s: s.train_samples / statistics.median(s.train_s[1:]))
+
+    @property
+    def rss(self) -> float:
+        return self.median(lambda s: s.peak_rss_mb)
+
+    @property
+    def accuracies(self) -> list[float]:
+        return [s.test_accuracy for s in self.samples]
+
+
+def timed(command: list[str], env: dict[str, str]) -> tuple[float, float, str]:
+    """Run a command; its wall time, peak RSS in MiB, and stdout."""
+    start = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as out:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.DEVNULL)
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - start
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        text = out.read()
+    if process.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed with exit code {process.returncode}")
+    return wall, usage.ru_maxrss / 1024, text
+
+
+def run_script(script: str, env: dict[str, str]) -> Sample:
+    wall, rss, out = timed([sys.executable, str(HERE / script)], env)
+    result = json.loads(out.strip().splitlines()[-1])
+    return Sample(wall, rss, result["epoch_s"], result["train_s"], result["train_samples"], result["test_accuracy"])
+
+
+def run_mnist_exp(store: Path, overrides: list[str], env: dict[str, str]) -> Sample:
+    from mlflow import MlflowClient
+
+    command = [
+        sys.executable,
+        "-m",
+        "mnist_exp.main",
+        "experiment=reference",
+        f"tracking.store_dir={store}",
+        "hydra.run.dir=" + str(store / "outputs"),
+        "training.verbose=0",
+        *overrides,
+    ]
+    wall, rss, _ = timed(command, env)
+    client = MlflowClient(f"sqlite:///{store / 'mlflow.db'}")
+    run = client.search_runs(
+        [client.get_experiment_by_name("reference").experiment_id],
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )[0]
+
+    def history(name: str) -> list[float]:
+        return [m.value for m in sorted(client.get_metric_history(run.info.run_id, name), key=lambda m: m.step)]
+
+    epoch_s, rates = history("epoch_time_s"), history("train_samples_per_s")
+    train_samples = int(
+        float(run.data.params["dataset.train_size"]) * (1 - float(run.data.params["training.validation_split"]))
+    )
+    return Sample(
+        wall, rss, epoch_s, [train_samples / r for r in rates], train_samples, run.data.metrics["test_accuracy"]
+    )
+
+
+def versions() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = []
+    for name in ("tensorflow-cpu", "keras", "torch", "mlflow", "hydra-core"):
+        with contextlib.suppress(PackageNotFoundError):
+            found.append(f"{name} {version(name)}")
+    return ", ".join(found)
+
+
+def cpu_name() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
+def report(variants: dict[str, Variant], rounds: int, overrides: list[str]) -> str:
+    a, b, c = variants["naive_keras"], variants["naive_torch"], variants["mnist-exp"]
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Measured {time.strftime('%Y-%m-%d')} on {cpu_name()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}; {versions()}. {rounds} rounds, the three variants alternating within "
+        "each round; medians over rounds. Steady epoch time and samples/s are medians of epochs 2-5; samples/s "
+        "counts the 48,000 training images over the training part of an epoch (validation excluded).",
+        "",
+        f"Command: `.venv/bin/python benchmarks/compare.py --rounds {rounds}"
+        + (f" -- {' '.join(overrides)}" if overrides else "")
+        + "`",
+        "",
+        "| variant | wall time (s) | steady epoch (s) | train samples/s | peak RSS (MiB) | test accuracy |",
+        "|---|---|---|---|---|---|",
+    ]
+    for key, label in (
+        ("naive_keras", "(a) naive Keras"),
+        ("naive_torch", "(b) naive PyTorch"),
+        ("mnist-exp", "(c) mnist-exp reference, full tracking"),
+    ):
+        v = variants[key]
+        accs = ", ".join(f"{x:.4f}" for x in v.accuracies)
+        lines.append(f"| {label} | {v.wall:.1f} | {v.steady_epoch:.2f} | {v.throughput:,.0f} | {v.rss:,.0f} | {accs} |")
+    lines += [
+        "",
+        f"- (c)/(a) whole-process wall time: **{c.wall / a.wall:.2f}** (target at most 0.8)",
+        f"- (c)/(b) training throughput: **{c.throughput / b.throughput:.2f}** (target at least 1.1)",
+        f"- (c)/(a) training throughput: {c.throughput / a.throughput:.2f}; (b)/(a) wall time: {b.wall / a.wall:.2f}",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
+    parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for the mnist-exp run")
+    args = parser.parse_args()
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"} | {"TF_CPP_MIN_LOG_LEVEL": "2"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), env.get("PYTHONPATH")]))
+    variants = {name: Variant(name) for name in ("naive_keras", "naive_torch", "mnist-exp")}
+    with tempfile.TemporaryDirectory(prefix="mnist-exp-bench-") as tmp:
+        for round_ in range(args.rounds):
+            order = list(variants)[round_ % 3 :] + list(variants)[: round_ % 3]
+            for name in order:
+                if name == "mnist-exp":
+                    sample = run_mnist_exp(Path(tmp) / "mlruns", args.overrides, env)
+                else:
+                    sample = run_script(f"{name}.py", env)
+                variants[name].samples.append(sample)
+                print(
+                    f"round {round_ + 1} {name}: wall {sample.wall_s:.1f} s, "
+                    f"epochs {[round(e, 2) for e in sample.epoch_s]}, test accuracy {sample.test_accuracy:.4f}, "
+                    f"peak RSS {sample.peak_rss_mb:.0f} MiB",
+                    flush=True,
+                )
+    text = report(variants, args.rounds, args.overrides)
+    args.out.write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
