@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
+import contextlib
 import logging
 import os
 import sys
 import tempfile
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -20,16 +21,14 @@ from hydra.core.hydra_config import HydraConfig
 from mlflow.models import infer_signature
 from omegaconf import DictConfig, OmegaConf
 
-from mnist_exp import plots, schema, sweep, tracking
+from mnist_exp import plots, resume, schema, sweep, tracking
 from mnist_exp.callbacks import EpochCheckpoint, MlflowEpochLogger
 from mnist_exp.config import group_options
 from mnist_exp.data import DatasetFiles, load
 from mnist_exp.model import compile_model
-from mnist_exp.models import run_config
 from mnist_exp.pipeline import Arrays, batches, prepare
 
 log = logging.getLogger(__name__)
-CHECKPOINT_DIR = "checkpoint"
 CONFIG_HASH_TAG = "config.hash"
 
 
@@ -89,26 +88,6 @@ def log_artifacts(cfg: DictConfig, model: keras.Model, history: dict, data: Arra
         )
 
 
-def resume_point(cfg: DictConfig) -> tuple[DictConfig, Path, int]:
-    """The config, checkpoint file and completed epochs of the run ``cfg.resume`` names."""
-    tracking.check_store(cfg.tracking.uri)
-    client = mlflow.MlflowClient(cfg.tracking.uri)
-    try:
-        run = client.get_run(cfg.resume)
-    except mlflow.exceptions.MlflowException as exc:
-        raise schema.ConfigError(f"resume: no run {cfg.resume} in {cfg.tracking.uri}") from exc
-    if run.info.status == "FINISHED":
-        raise schema.ConfigError(f"resume: run {cfg.resume} already FINISHED; nothing to resume")
-    try:
-        folder = Path(client.download_artifacts(run.info.run_id, CHECKPOINT_DIR, tempfile.mkdtemp()))
-    except (mlflow.exceptions.MlflowException, OSError) as exc:
-        raise schema.ConfigError(f"resume: run {cfg.resume} logged no checkpoint (it ended before an epoch)") from exc
-    state = json.loads((folder / EpochCheckpoint.STATE).read_text())
-    original = run_config(client, run)
-    original.resume = cfg.resume
-    return original, folder / EpochCheckpoint.MODEL, int(state["epochs_done"])
-
-
 def finished_twin(experiment_id: str, digest: str) -> mlflow.entities.Run | None:
     """A FINISHED run of the experiment whose config hashes to ``digest``."""
     runs = mlflow.search_runs(
@@ -119,6 +98,58 @@ def finished_twin(experiment_id: str, digest: str) -> mlflow.entities.Run | None
         output_format="list",
     )
     return runs[0] if runs else None
+
+
+@contextlib.contextmanager
+def recorded_stop(folder: Path, run_id: str) -> Iterator[None]:
+    """Whatever stops training early leaves the run with its metrics so far and its last checkpoint.
+
+    Ctrl-C or SIGTERM ends the run KILLED; an error leaves it FAILED with the error as a tag.
+    """
+    try:
+        yield
+    except BaseException as exc:
+        mlflow.flush_async_logging()
+        resume.log_checkpoint(folder)
+        if isinstance(exc, KeyboardInterrupt):
+            log.warning("interrupted: run %s ends KILLED; continue it with resume=%s", run_id, run_id)
+            mlflow.end_run("KILLED")
+        else:
+            mlflow.set_tags(sweep.error_tags(exc))
+            mlflow.log_text(traceback.format_exc(), "error.txt")
+        raise
+
+
+def fit_and_log(
+    cfg: DictConfig, model: keras.Model, data: Arrays, run_id: str, folder: Path, epochs_done: int
+) -> dict[str, float]:
+    """Train from ``epochs_done`` to the configured epochs, evaluate, and log metrics and artifacts."""
+    batch_size, eval_batch_size = cfg.training.batch_size, cfg.training.eval_batch_size
+    train_data = batches(data.x_train, data.y_train, batch_size, cfg.training.seed if cfg.training.shuffle else None)
+    val_data = batches(data.x_val, data.y_val, eval_batch_size) if len(data.x_val) else None
+    epoch_logger = MlflowEpochLogger(run_id, len(data.x_train))
+    fit = model.fit(
+        train_data,
+        validation_data=val_data,
+        epochs=cfg.training.epochs,
+        initial_epoch=epochs_done,
+        callbacks=[epoch_logger, EpochCheckpoint(folder)],
+        shuffle=False,  # train_data reshuffles itself each epoch
+        verbose=progress_mode(cfg.training.verbose),
+    )
+    results, probabilities = evaluate(model, data.x_test, data.y_test, eval_batch_size)
+    mlflow.flush_async_logging()
+    history = resume.full_history(run_id) if epochs_done else fit.history
+    results |= {
+        "best_val_accuracy": float(max(history.get("val_accuracy", history["accuracy"]))),
+        "train_time_s": float(sum(epoch_logger.epoch_times)),
+        "epoch_time_s_mean": float(np.mean(epoch_logger.epoch_times)),
+        "train_samples_per_s_mean": len(data.x_train) * len(epoch_logger.train_times) / sum(epoch_logger.train_times),
+    }
+    mlflow.log_metrics(results)
+    log_artifacts(cfg, model, history, data, probabilities)
+    mlflow.flush_async_logging()
+    return results
 
 
 def train(cfg: DictConfig) -> dict[str, float | str]:
@@ -132,7 +163,7 @@ def train(cfg: DictConfig) -> dict[str, float | str]:
     """
     checkpoint, epochs_done = None, 0
     if cfg.get("resume"):
-        cfg, checkpoint, epochs_done = resume_point(cfg)
+        cfg, checkpoint, epochs_done = resume.resume_point(cfg)
     schema.validate(cfg, known_datasets=group_options("dataset"))
     set_threads(cfg.training.threads)
     keras.backend.clear_session()
@@ -160,9 +191,6 @@ def train(cfg: DictConfig) -> dict[str, float | str]:
 
     dataset = DatasetFiles.from_config(cfg.dataset)
     data = prepare(load(cfg.dataset), cfg.dataset, cfg.training)
-    batch_size = cfg.training.batch_size
-    train_data = batches(data.x_train, data.y_train, batch_size, cfg.training.seed if cfg.training.shuffle else None)
-    val_data = batches(data.x_val, data.y_val, cfg.training.eval_batch_size) if len(data.x_val) else None
 
     tags = tracking.run_tags(hydra_overrides(), dataset.name, dataset.digest, cfg.training.seed)
     tags |= sweep.job_tags() | dict(cfg.tracking.tags) | {CONFIG_HASH_TAG: digest}
@@ -171,50 +199,16 @@ def train(cfg: DictConfig) -> dict[str, float | str]:
         if checkpoint is not None
         else {"experiment_id": experiment_id, "run_name": cfg.tracking.run_name, "parent_run_id": parent, "tags": tags}
     )
-    with tempfile.TemporaryDirectory(prefix="mnist-exp-checkpoint-") as folder, mlflow.start_run(**start) as run:
-        try:
-            if checkpoint is None:
-                mlflow.log_params(tracking.flatten(OmegaConf.to_container(cfg, resolve=True)))
-                mlflow.log_param("model.num_params", model.count_params())
-                mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
-            epoch_logger = MlflowEpochLogger(run.info.run_id, len(data.x_train))
-            fit = model.fit(
-                train_data,
-                validation_data=val_data,
-                epochs=cfg.training.epochs,
-                initial_epoch=epochs_done,
-                callbacks=[epoch_logger, EpochCheckpoint(Path(folder))],
-                shuffle=False,  # train_data reshuffles itself each epoch
-                verbose=progress_mode(cfg.training.verbose),
-            )
-            results, probabilities = evaluate(model, data.x_test, data.y_test, cfg.training.eval_batch_size)
-            mlflow.flush_async_logging()
-            history = fit.history if checkpoint is None else full_history(run.info.run_id)
-            results |= {
-                "best_val_accuracy": float(max(history.get("val_accuracy", history["accuracy"]))),
-                "train_time_s": float(sum(epoch_logger.epoch_times)),
-                "epoch_time_s_mean": float(np.mean(epoch_logger.epoch_times)),
-                "train_samples_per_s_mean": len(data.x_train)
-                * len(epoch_logger.train_times)
-                / sum(epoch_logger.train_times),
-            }
-            mlflow.log_metrics(results)
-            log_artifacts(cfg, model, history, data, probabilities)
-            mlflow.flush_async_logging()
-        except BaseException as exc:
-            mlflow.flush_async_logging()
-            for name in (EpochCheckpoint.MODEL, EpochCheckpoint.STATE):  # not a half-written save
-                if (Path(folder) / name).exists():
-                    mlflow.log_artifact(str(Path(folder) / name), CHECKPOINT_DIR)
-            if isinstance(exc, KeyboardInterrupt):
-                log.warning(
-                    "interrupted: run %s ends KILLED; continue it with resume=%s", run.info.run_id, run.info.run_id
-                )
-                mlflow.end_run("KILLED")
-            else:
-                mlflow.set_tags(sweep.error_tags(exc))
-                mlflow.log_text(traceback.format_exc(), "error.txt")
-            raise
+    with (
+        tempfile.TemporaryDirectory(prefix="mnist-exp-checkpoint-") as folder,
+        mlflow.start_run(**start) as run,
+        recorded_stop(Path(folder), run.info.run_id),
+    ):
+        if checkpoint is None:
+            mlflow.log_params(tracking.flatten(OmegaConf.to_container(cfg, resolve=True)))
+            mlflow.log_param("model.num_params", model.count_params())
+            mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+        results = fit_and_log(cfg, model, data, run.info.run_id, Path(folder), epochs_done)
 
     log.info(
         "test accuracy %.4f, test loss %.4f, best val accuracy %.4f (run %s)",
@@ -224,16 +218,3 @@ def train(cfg: DictConfig) -> dict[str, float | str]:
         run.info.run_id,
     )
     return {**results, "objective": results[cfg.objective.metric], "run_id": run.info.run_id}
-
-
-def full_history(run_id: str) -> dict[str, list[float]]:
-    """A resumed run's whole per-epoch history, from MLflow, in Keras's key names."""
-    client = mlflow.MlflowClient()
-    history = {}
-    for key in ("accuracy", "loss", "val_accuracy", "val_loss"):
-        points = sorted(
-            client.get_metric_history(run_id, key if key.startswith("val_") else f"train_{key}"), key=lambda m: m.step
-        )
-        if points:
-            history[key] = [m.value for m in points]
-    return history
