@@ -9,7 +9,7 @@ CHROMIUM := /usr/bin/chromium
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: install install-test data train browser test lint format clean
+.PHONY: install install-test data train system-packages test lint format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,13 +37,20 @@ lint: install-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-$(CHROMIUM):
+# Debian packages the tests use: Chromium for the browser test, PostgreSQL for the
+# tracking-server test (no default cluster: that test starts and stops its own).
+MISSING := $(if $(wildcard $(CHROMIUM)),,chromium chromium-driver) \
+           $(if $(wildcard /usr/lib/postgresql/*/bin/initdb),,postgresql)
+
+system-packages:
+ifneq ($(strip $(MISSING)),)
+	$(SUDO) mkdir -p /etc/postgresql-common/createcluster.d
+	echo "create_main_cluster = false" | $(SUDO) tee /etc/postgresql-common/createcluster.d/mnist-exp.conf >/dev/null
 	$(SUDO) apt-get update -qq
-	$(SUDO) apt-get install -y -qq chromium chromium-driver
+	$(SUDO) apt-get install -y -qq $(MISSING)
+endif
 
-browser: $(CHROMIUM)
-
-test: lint browser
+test: lint system-packages
 	$(BIN)/pytest
 
 format: install-test

@@ -1,4 +1,4 @@
-"""``mnist-exp-ui``: the MLflow UI on the project's store, bound to loopback, ready in seconds."""
+"""``mnist-exp-ui`` and ``mnist-exp-server``: MLflow's UI and tracking server, started and stopped cleanly."""
 
 from __future__ import annotations
 
@@ -25,40 +25,14 @@ def wait_for_port(host: str, port: int, process: subprocess.Popen, timeout: floa
     return False
 
 
-def ui_command(uri: str, host: str, port: int) -> list[str]:
-    """The MLflow UI with one worker on the given store."""
-    return [
-        sys.executable,
-        "-m",
-        "mlflow",
-        "ui",
-        "--backend-store-uri",
-        uri,
-        "--host",
-        host,
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-    ]
+def serve(command: list[str], host: str, port: int, label: str, timeout: float) -> int:
+    """Run an MLflow server until Ctrl-C or SIGTERM; print its address once it answers.
 
-
-def main(argv: list[str] | None = None) -> int:
-    """Start the MLflow UI on the project's store; Ctrl-C stops it."""
-    parser = argparse.ArgumentParser(prog="mnist-exp-ui", description=main.__doc__)
-    parser.add_argument("--port", type=int, default=5000, help="port to listen on (default 5000)")
-    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1, this machine only)")
-    parser.add_argument("--tracking-uri", help="the store to show (default: MLFLOW_TRACKING_URI or the project's)")
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the UI to answer")
-    args = parser.parse_args(argv)
-
-    uri = tracking_uri(args.tracking_uri)
+    The server's own log goes to stderr; stdout carries only the address line.
+    """
     env = os.environ | {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     start = time.monotonic()
-    # The server's own log goes to stderr; stdout carries only the address.
-    process = subprocess.Popen(
-        ui_command(uri, args.host, args.port), env=env, stdout=sys.stderr, start_new_session=True
-    )
+    process = subprocess.Popen(command, env=env, stdout=sys.stderr, start_new_session=True)
 
     def stop(*_: object) -> None:
         if process.poll() is None:
@@ -71,22 +45,83 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, lambda *_: (stop(), sys.exit(0)))
     try:
-        if not wait_for_port(args.host, args.port, process, args.timeout):
-            stop()
-            print(
-                f"error: the MLflow UI did not start on {args.host}:{args.port} (is the port taken?)", file=sys.stderr
+        if not wait_for_port(host, port, process, timeout):
+            why = (
+                f"it exited with code {process.poll()}, see its log above"
+                if process.poll() is not None
+                else (f"nothing answered within {timeout:.0f} s")
             )
+            print(f"error: {label} did not start on {host}:{port}: {why}", file=sys.stderr)
             return 1
         print(
-            f"MLflow UI for {uri}\n  http://{args.host}:{args.port}  (ready in {time.monotonic() - start:.1f} s;"
-            " Ctrl-C stops it)",
-            flush=True,
+            f"{label}\n  http://{host}:{port}  (ready in {time.monotonic() - start:.1f} s; Ctrl-C stops it)", flush=True
         )
         return process.wait()
     except KeyboardInterrupt:
         return 0
     finally:
         stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start the MLflow UI on the project's store; Ctrl-C stops it."""
+    parser = argparse.ArgumentParser(prog="mnist-exp-ui", description=main.__doc__)
+    parser.add_argument("--port", type=int, default=5000, help="port to listen on (default 5000)")
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1, this machine only)")
+    parser.add_argument("--tracking-uri", help="the store to show (default: MLFLOW_TRACKING_URI or the project's)")
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the UI to answer")
+    args = parser.parse_args(argv)
+    uri = tracking_uri(args.tracking_uri)
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        uri,
+        "--host",
+        args.host,
+        "--port",
+        str(args.port),
+        "--workers",
+        "1",
+    ]
+    return serve(command, args.host, args.port, f"MLflow UI for {uri}", args.timeout)
+
+
+def server_main(argv: list[str] | None = None) -> int:
+    """Start a shared MLflow tracking server from conf/server.yaml; overrides as key=value arguments."""
+    parser = argparse.ArgumentParser(prog="mnist-exp-server", description=server_main.__doc__)
+    parser.add_argument("overrides", nargs="*", help="e.g. port=5001 backend_store_uri=postgresql://...")
+    args = parser.parse_args(argv)
+
+    from hydra import compose, initialize_config_dir
+
+    from mnist_exp.config import CONFIG_DIR
+
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("server", overrides=args.overrides)
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        cfg.backend_store_uri,
+        "--serve-artifacts",
+        "--artifacts-destination",
+        cfg.artifacts_destination,
+        "--host",
+        cfg.host,
+        "--port",
+        str(cfg.port),
+        "--workers",
+        str(cfg.workers),
+    ]
+    if cfg.app_name:
+        command += ["--app-name", cfg.app_name]
+    label = f"MLflow tracking server on {cfg.backend_store_uri}, artifacts in {cfg.artifacts_destination}"
+    return serve(command, cfg.host, cfg.port, label, cfg.startup_timeout)
 
 
 if __name__ == "__main__":
