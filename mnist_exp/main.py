@@ -26,12 +26,15 @@ def main(cfg: DictConfig) -> float:
     In a sweep, a failing job is recorded as a FAILED child run and reported as
     NaN, so the other jobs run to the end and the sweep is still summarised.
     """
-    from mnist_exp import sweep
+    from mnist_exp import schema, sweep
+    from mnist_exp.config import group_options
 
     signal.signal(signal.SIGTERM, interrupt)
-    from mnist_exp.train import train  # imported here so --help and config errors answer fast
-
     try:
+        if not cfg.get("resume"):  # a resumed run is checked against the config it logged
+            schema.validate(cfg, known_datasets=group_options("dataset"))  # before TensorFlow loads: fast errors
+        from mnist_exp.train import train
+
         return float(train(cfg)["objective"])
     except KeyboardInterrupt:
         raise SystemExit(130) from None  # the run is recorded KILLED; no traceback for a deliberate stop

@@ -163,3 +163,26 @@ def test_deterministic_runs_reproduce_bit_for_bit(tmp_path, synthetic) -> None:
             for r in (original, reproduced)
         ]
         assert values[0] == values[1], metric
+
+
+def test_command_line_config_errors_answer_before_tensorflow_loads(tmp_path) -> None:
+    start = time.perf_counter()
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mnist_exp.main",
+            "training.epochs=0",
+            "optimizer.lr=-1",
+            f"tracking.store_dir={tmp_path}",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    elapsed = time.perf_counter() - start
+    assert result.returncode == 1
+    assert "training.epochs: Input should be greater than or equal to 1 (got 0)" in result.stderr
+    assert "optimizer.lr: Input should be greater than 0 (got -1)" in result.stderr
+    assert elapsed < 4, f"{elapsed:.1f} s"  # TensorFlow alone takes over 4 s to import here
+    assert not (tmp_path / "mlflow.db").exists()

@@ -1,0 +1,65 @@
+"""What `training.precision=mixed_bfloat16` gives on this CPU: the reference run in both precisions.
+
+    .venv/bin/python benchmarks/precision.py [--rounds 2]
+
+Runs `mnist-exp experiment=reference` with float32 and with mixed_bfloat16,
+alternating, and appends a table (wall time, steady epoch, samples/s, test
+accuracy) to benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from compare import HERE, Variant, run_mnist_exp
+
+PRECISIONS = ("float32", "mixed_bfloat16")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
+    args = parser.parse_args()
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"} | {"TF_CPP_MIN_LOG_LEVEL": "2"}
+    variants = {p: Variant(p) for p in PRECISIONS}
+    with tempfile.TemporaryDirectory(prefix="mnist-exp-precision-") as tmp:
+        for round_ in range(args.rounds):
+            for precision in PRECISIONS if round_ % 2 == 0 else reversed(PRECISIONS):
+                sample = run_mnist_exp(Path(tmp) / "mlruns", [f"training.precision={precision}"], env)
+                variants[precision].samples.append(sample)
+                print(
+                    f"round {round_ + 1} {precision}: wall {sample.wall_s:.1f} s, "
+                    f"epochs {[round(e, 2) for e in sample.epoch_s]}, test accuracy {sample.test_accuracy:.4f}",
+                    flush=True,
+                )
+    base = variants["float32"]
+    lines = [
+        "",
+        "## training.precision",
+        "",
+        f"`.venv/bin/python benchmarks/precision.py --rounds {args.rounds}`: the reference run in each precision, "
+        "alternating, medians over rounds, measured in the same session as the tables above.",
+        "",
+        "| precision | wall time (s) | steady epoch (s) | train samples/s | test accuracy | throughput vs float32 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for precision, v in variants.items():
+        accs = ", ".join(f"{x:.4f}" for x in v.accuracies)
+        lines.append(
+            f"| {precision} | {v.wall:.1f} | {v.steady_epoch:.2f} | {v.throughput:,.0f} | {accs} | "
+            f"{v.throughput / base.throughput:.2f} |"
+        )
+    text = "\n".join(lines) + "\n"
+    with args.out.open("a") as f:
+        f.write(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
