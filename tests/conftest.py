@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import socket
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -110,6 +115,31 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory, synthetic: list[str]) 
 def store(tmp_path: Path) -> Path:
     """A fresh folder for an MLflow SQLite store and its artifacts."""
     return tmp_path / "mlruns"
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serving(command: list[str], port: int) -> Iterator[str]:
+    """Run an mnist-exp server command; yield the line with its address; stop it with Ctrl-C.
+
+    On the way out it checks that the server exited cleanly and no longer answers.
+    """
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        banner = [process.stdout.readline(), process.stdout.readline()]
+        assert f"http://127.0.0.1:{port}" in banner[1], banner
+        yield banner[1].strip()
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+        with socket.socket() as probe:
+            assert probe.connect_ex(("127.0.0.1", port)) != 0, "the server still answers after Ctrl-C"
 
 
 @pytest.fixture(autouse=True)

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -17,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import free_port, serving
 from mlflow import MlflowClient
 
 from mnist_exp.migrate import migrate
@@ -30,12 +29,6 @@ pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(not PG_BINS, reason="PostgreSQL is not installed (make test installs it)"),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -75,16 +68,8 @@ def server(postgres, tmp_path_factory):
         f"artifacts_destination={artifacts}",
         "workers=1",
     ]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    try:
-        banner = [process.stdout.readline(), process.stdout.readline()]
-        assert f"http://127.0.0.1:{port}" in banner[1], banner
+    with serving(command, port):
         yield f"http://127.0.0.1:{port}"
-    finally:
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=30) == 0
-        with socket.socket() as probe:
-            assert probe.connect_ex(("127.0.0.1", port)) != 0, "the server still answers after Ctrl-C"
 
 
 def sweep(tmp_path: Path, synthetic: list[str], *overrides: str) -> float:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import free_port, serving
 from mlflow import MlflowClient
 from playwright.sync_api import Page, expect, sync_playwright
 
@@ -26,13 +24,7 @@ FLAGS = [
 ]
 SCREENSHOTS = Path(os.environ.get("MNIST_EXP_SCREENSHOTS", "test-screenshots"))
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (make browser)")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (make system-packages installs it)")
 
 
 @pytest.fixture
@@ -40,21 +32,9 @@ def ui(trained_run):
     """mnist-exp-ui on the trained run's store, stopped with Ctrl-C (SIGINT) at the end."""
     _, store = trained_run
     uri, port = f"sqlite:///{store / 'mlflow.db'}", free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mnist_exp.ui", "--port", str(port), "--tracking-uri", uri],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        banner = [process.stdout.readline(), process.stdout.readline()]
-        assert f"http://127.0.0.1:{port}" in banner[1], banner
-        yield f"http://127.0.0.1:{port}", banner[1].strip()
-    finally:
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=30) == 0
-        with socket.socket() as probe:
-            assert probe.connect_ex(("127.0.0.1", port)) != 0, "the UI still answers after Ctrl-C"
+    command = [sys.executable, "-m", "mnist_exp.ui", "--port", str(port), "--tracking-uri", uri]
+    with serving(command, port) as banner:
+        yield f"http://127.0.0.1:{port}", banner
 
 
 @pytest.fixture
