@@ -25,6 +25,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mlflow import MlflowClient
+from mlflow.entities import Run
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
@@ -89,9 +92,27 @@ def run_script(script: str, env: dict[str, str]) -> Sample:
     return Sample(wall, rss, result["epoch_s"], result["train_s"], result["train_samples"], result["test_accuracy"])
 
 
-def run_mnist_exp(store: Path, overrides: list[str], env: dict[str, str]) -> Sample:
-    from mlflow import MlflowClient
+def latest_run(store: Path, experiment: str) -> tuple[MlflowClient, Run]:
+    """The newest run of an experiment in a SQLite store, and a client on that store."""
+    client = MlflowClient(f"sqlite:///{store / 'mlflow.db'}")
+    experiment_id = client.get_experiment_by_name(experiment).experiment_id
+    return client, client.search_runs([experiment_id], order_by=["attributes.start_time DESC"], max_results=1)[0]
 
+
+def history(client: MlflowClient, run: Run, metric: str) -> list[float]:
+    """A metric's values in step order."""
+    return [m.value for m in sorted(client.get_metric_history(run.info.run_id, metric), key=lambda m: m.step)]
+
+
+def append_section(path: Path, lines: list[str]) -> None:
+    """Append lines to the results file and show them."""
+    text = "\n".join(lines) + "\n"
+    with path.open("a") as f:
+        f.write(text)
+    print(text)
+
+
+def run_mnist_exp(store: Path, overrides: list[str], env: dict[str, str]) -> Sample:
     command = [
         sys.executable,
         "-m",
@@ -103,17 +124,8 @@ def run_mnist_exp(store: Path, overrides: list[str], env: dict[str, str]) -> Sam
         *overrides,
     ]
     wall, rss, _ = timed(command, env)
-    client = MlflowClient(f"sqlite:///{store / 'mlflow.db'}")
-    run = client.search_runs(
-        [client.get_experiment_by_name("reference").experiment_id],
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-    )[0]
-
-    def history(name: str) -> list[float]:
-        return [m.value for m in sorted(client.get_metric_history(run.info.run_id, name), key=lambda m: m.step)]
-
-    epoch_s, rates = history("epoch_time_s"), history("train_samples_per_s")
+    client, run = latest_run(store, "reference")
+    epoch_s, rates = history(client, run, "epoch_time_s"), history(client, run, "train_samples_per_s")
     train_samples = int(
         float(run.data.params["dataset.train_size"]) * (1 - float(run.data.params["training.validation_split"]))
     )

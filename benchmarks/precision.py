@@ -15,7 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from compare import HERE, Variant, run_mnist_exp
+from compare import HERE, Variant, append_section, run_mnist_exp
 
 PRECISIONS = ("float32", "mixed_bfloat16")
 
@@ -54,10 +54,7 @@ def main() -> int:
             f"| {precision} | {v.wall:.1f} | {v.steady_epoch:.2f} | {v.throughput:,.0f} | {accs} | "
             f"{v.throughput / base.throughput:.2f} |"
         )
-    text = "\n".join(lines) + "\n"
-    with args.out.open("a") as f:
-        f.write(text)
-    print(text)
+    append_section(args.out, lines)
     return 0
 
 

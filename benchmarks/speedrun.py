@@ -15,9 +15,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from mlflow import MlflowClient
+from compare import HERE, append_section, history, latest_run
 
-HERE = Path(__file__).resolve().parent
 TARGET = 0.99
 
 
@@ -44,16 +43,8 @@ def main() -> int:
                 *args.overrides,
             ]
             subprocess.run(command, cwd=HERE.parent, env=env, check=True, capture_output=True)
-            client = MlflowClient(f"sqlite:///{store / 'mlflow.db'}")
-            run = client.search_runs(
-                [client.get_experiment_by_name("speedrun").experiment_id],
-                order_by=["attributes.start_time DESC"],
-                max_results=1,
-            )[0]
-            epochs = [
-                m.value
-                for m in sorted(client.get_metric_history(run.info.run_id, "epoch_time_s"), key=lambda m: m.step)
-            ]
+            client, run = latest_run(store, "speedrun")
+            epochs = history(client, run, "epoch_time_s")
             rows.append((seed, run.data.metrics["train_time_s"], run.data.metrics["test_accuracy"], epochs))
             print(f"seed {seed}: training {rows[-1][1]:.1f} s, test accuracy {rows[-1][2]:.4f}", flush=True)
     reached = [r for r in rows if r[2] >= TARGET]
@@ -77,10 +68,7 @@ def main() -> int:
         )
     lines.append("")
     lines.append(f"{len(reached)} of {len(rows)} seeds reached {TARGET:.1%}; target: under 15 s of training.")
-    text = "\n".join(lines) + "\n"
-    with args.out.open("a") as f:
-        f.write(text)
-    print(text)
+    append_section(args.out, lines)
     return 0
 
 
