@@ -10,11 +10,9 @@ from pathlib import Path
 
 
 def tracking_uri(explicit: str | None) -> str:
-    """The store to read: ``--tracking-uri``, else MLFLOW_TRACKING_URI, else the project's."""
+    """The store to read: ``--tracking-uri``, else the config's (MLFLOW_TRACKING_URI or the project's)."""
     if explicit:
         return explicit
-    if "MLFLOW_TRACKING_URI" in os.environ:
-        return os.environ["MLFLOW_TRACKING_URI"]
     from mnist_exp.config import compose
 
     return compose().tracking.uri

@@ -18,13 +18,13 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT))
 
 
-def compose(overrides: Sequence[str] = (), return_hydra_config: bool = False) -> DictConfig:
-    """Compose the project config with Hydra's compose API, as @hydra.main would."""
+def compose(overrides: Sequence[str] = (), config_name: str = CONFIG_NAME) -> DictConfig:
+    """Compose a project config (by default the experiment's) with Hydra's compose API."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return hydra_compose(CONFIG_NAME, overrides=list(overrides), return_hydra_config=return_hydra_config)
+        return hydra_compose(config_name, overrides=list(overrides))
 
 
 def group_options(group: str) -> list[str]:

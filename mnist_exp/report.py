@@ -12,7 +12,6 @@ import argparse
 import csv
 import json
 import math
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -186,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         record = json.loads(record_path.read_text())
         parent, uri = record["parent_run_id"], args.tracking_uri or record["tracking_uri"]
     else:
-        parent, uri = args.sweep, args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or cfg.tracking.uri
+        parent, uri = args.sweep, args.tracking_uri or cfg.tracking.uri
     client = MlflowClient(uri)
     try:
         run = client.get_run(parent)

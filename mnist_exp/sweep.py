@@ -29,6 +29,11 @@ JOB_TAG = "sweep.job"
 ERROR_TAG = "error"
 
 
+def hydra_overrides() -> list[str]:
+    """The command-line overrides of the current Hydra job, if there is one."""
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
 def in_sweep() -> bool:
     """Whether this process runs a job of a Hydra multirun."""
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
@@ -72,7 +77,7 @@ def record_failure(cfg: DictConfig, exc: BaseException) -> None:
     if existing:
         return
     tags = {"mlflow.parentRunId": parent, **job_tags(), **error_tags(exc)}
-    tags["hydra.overrides"] = " ".join(HydraConfig.get().overrides.task)
+    tags["hydra.overrides"] = " ".join(hydra_overrides())
     run = client.create_run(experiment_id, run_name=cfg.tracking.run_name, tags=tags)
     try:
         params = tracking.flatten(OmegaConf.to_container(cfg, resolve=True))

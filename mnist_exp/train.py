@@ -17,7 +17,6 @@ import keras
 import mlflow
 import numpy as np
 import tensorflow as tf
-from hydra.core.hydra_config import HydraConfig
 from mlflow.models import infer_signature
 from omegaconf import DictConfig, OmegaConf
 
@@ -30,11 +29,6 @@ from mnist_exp.pipeline import Arrays, batches, prepare
 
 log = logging.getLogger(__name__)
 CONFIG_HASH_TAG = "config.hash"
-
-
-def hydra_overrides() -> list[str]:
-    """The command-line overrides of the current Hydra job, if there is one."""
-    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
 def set_threads(threads: int) -> None:
@@ -192,7 +186,7 @@ def train(cfg: DictConfig) -> dict[str, float | str]:
     dataset = DatasetFiles.from_config(cfg.dataset)
     data = prepare(load(cfg.dataset), cfg.dataset, cfg.training)
 
-    tags = tracking.run_tags(hydra_overrides(), dataset.name, dataset.digest, cfg.training.seed)
+    tags = tracking.run_tags(sweep.hydra_overrides(), dataset.name, dataset.digest, cfg.training.seed)
     tags |= sweep.job_tags() | dict(cfg.tracking.tags) | {CONFIG_HASH_TAG: digest}
     start = (
         {"run_id": cfg.resume}

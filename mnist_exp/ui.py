@@ -95,12 +95,9 @@ def server_main(argv: list[str] | None = None) -> int:
     parser.add_argument("overrides", nargs="*", help="e.g. port=5001 backend_store_uri=postgresql://...")
     args = parser.parse_args(argv)
 
-    from hydra import compose, initialize_config_dir
+    from mnist_exp.config import compose
 
-    from mnist_exp.config import CONFIG_DIR
-
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("server", overrides=args.overrides)
+    cfg = compose(args.overrides, config_name="server")
     command = [
         sys.executable,
         "-m",

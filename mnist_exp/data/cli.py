@@ -37,10 +37,11 @@ def cmd_pull(configs: list[DictConfig]) -> int:
 
 
 def cmd_verify(configs: list[DictConfig]) -> int:
-    bad = 0
+    bad = total = 0
     for cfg in configs:
         dataset = DatasetFiles.from_config(cfg)
         for spec in dataset.files.values():
+            total += 1
             try:
                 idx.read(dataset.cache_dir, spec, dataset.fix)
             except DataError as exc:
@@ -48,7 +49,6 @@ def cmd_verify(configs: list[DictConfig]) -> int:
                 bad += 1
             else:
                 print(f"OK   {cfg.name}/{spec.filename} sha256 {spec.sha256[:16]}…")
-    total = sum(len(DatasetFiles.from_config(cfg).files) for cfg in configs)
     print(f"{total - bad} of {total} files OK")
     return 1 if bad else 0
 

@@ -18,7 +18,14 @@ UBYTE = 0x08
 
 
 class DataError(Exception):
-    """A dataset file is missing, damaged or not what the config says it is."""
+    """A dataset file is missing, damaged or not what the config says it is.
+
+    ``reason`` says what is wrong; the message adds ``fix``, the command that repairs it.
+    """
+
+    def __init__(self, reason: str, fix: str | None = None) -> None:
+        super().__init__(f"{reason}. Fix: {fix}" if fix else reason)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -59,7 +66,7 @@ def decode(data: bytes, spec: FileSpec, path: Path, fix: str) -> np.ndarray:
     """
 
     def fail(what: str) -> DataError:
-        return DataError(f"{path}: {what}. Fix: {fix}")
+        return DataError(f"{path}: {what}", fix)
 
     ndim = len(spec.shape)
     magic = bytes([0, 0, UBYTE, ndim])
@@ -92,9 +99,9 @@ def read(folder: Path, spec: FileSpec, fix: str) -> np.ndarray:
     """Read and fully check one IDX file from ``folder``."""
     path = find(folder, spec.filename)
     if path is None:
-        raise DataError(f"{folder / spec.filename}: file is missing. Fix: {fix}")
+        raise DataError(f"{folder / spec.filename}: file is missing", fix)
     try:
         data = raw_bytes(path)
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        raise DataError(f"{path}: cannot be read ({exc}). Fix: {fix}") from exc
+        raise DataError(f"{path}: cannot be read ({exc})", fix) from exc
     return decode(data, spec, path, fix)

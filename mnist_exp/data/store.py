@@ -103,7 +103,7 @@ def pull(cfg: DictConfig, log=print) -> Splits:
     try:
         return dataset.read()
     except DataError as exc:
-        reasons = [f"cache {dataset.cache_dir}: {str(exc).split('. Fix:')[0]}"]
+        reasons = [f"cache {dataset.cache_dir}: {exc.reason}"]
     filenames = {role: spec.filename for role, spec in dataset.files.items()}
     dataset.cache_dir.parent.mkdir(parents=True, exist_ok=True)
     for source_cfg in cfg.sources:
@@ -114,7 +114,7 @@ def pull(cfg: DictConfig, log=print) -> Splits:
                 source.fetch(Path(tmp), filenames)
                 splits = dataset.read(Path(tmp))
             except (SourceError, DataError) as exc:
-                reason = str(exc).split(". Fix:")[0]
+                reason = exc.reason if isinstance(exc, DataError) else str(exc)
                 log(f"{dataset.name}: {source.name} failed: {reason}", file=sys.stderr)
                 reasons.append(f"{source.name}: {reason}")
                 continue
