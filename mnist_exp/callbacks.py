@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import keras
@@ -16,10 +17,12 @@ def metric_name(key: str) -> str:
 
 
 class MlflowEpochLogger(keras.callbacks.Callback):
-    """Logs each epoch's metrics, wall time and training throughput as the epoch ends.
+    """Logs each epoch's metrics, wall time, training throughput and learning rate as the epoch ends.
 
-    Steps are 1-based epoch numbers. Logging is asynchronous, so the next epoch
-    starts without waiting for the store.
+    Steps are 1-based epoch numbers. A thread of its own writes to the store, so
+    the next epoch starts without waiting; ``close`` waits until all is stored.
+    (MLflow's own asynchronous logging polls its queue each second, and ending
+    the run or flushing waits up to that second.)
     """
 
     def __init__(self, run_id: str, train_samples: int) -> None:
@@ -27,6 +30,8 @@ class MlflowEpochLogger(keras.callbacks.Callback):
         self.run_id, self.train_samples = run_id, train_samples
         self.epoch_times: list[float] = []
         self.train_times: list[float] = []
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-epoch-logger")
+        self._pending: list[Future] = []
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self._start = time.perf_counter()
@@ -43,7 +48,15 @@ class MlflowEpochLogger(keras.callbacks.Callback):
         metrics = {metric_name(k): float(v) for k, v in (logs or {}).items()}
         metrics["epoch_time_s"] = now - self._start
         metrics["train_samples_per_s"] = self.train_samples / train_time
-        mlflow.log_metrics(metrics, step=epoch + 1, run_id=self.run_id, synchronous=False)
+        metrics["learning_rate"] = float(self.model.optimizer.learning_rate)  # where the schedule ended the epoch
+        self._pending.append(self._writer.submit(mlflow.log_metrics, metrics, step=epoch + 1, run_id=self.run_id))
+
+    def close(self, check: bool = True) -> None:
+        """Wait until every epoch's metrics are stored and stop the thread; with ``check``, raise the first failure."""
+        self._writer.shutdown(wait=True)
+        if check:
+            for future in self._pending:
+                future.result()
 
 
 class EpochCheckpoint(keras.callbacks.Callback):

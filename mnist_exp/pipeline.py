@@ -1,7 +1,13 @@
-"""Turn raw uint8 splits into model-ready arrays and tf.data pipelines."""
+"""Split the raw uint8 arrays and feed them to the model as tf.data batches.
+
+Images stay uint8 in memory (a quarter of the float32 size); each batch is
+gathered by index, then scaled to float32 in [0, 1] with one-hot labels, so
+tf.data does per-batch rather than per-example work.
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,57 +18,75 @@ from mnist_exp.data import Splits
 
 
 @dataclass(frozen=True)
-class Arrays:
-    """Float32 images in [0, 1] shaped (N, H, W, C) and one-hot float32 labels."""
+class Split:
+    """uint8 images shaped (N, H, W, C) and their integer labels."""
 
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_val: np.ndarray
-    y_val: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
+    images: np.ndarray
+    labels: np.ndarray
 
-
-def scale(images: np.ndarray, image_shape: tuple[int, ...]) -> np.ndarray:
-    """uint8 pixels to float32 in [0, 1], shaped (N, *image_shape)."""
-    return (images.astype(np.float32) / np.float32(255.0)).reshape(-1, *image_shape)
+    def __len__(self) -> int:
+        return len(self.labels)
 
 
-def one_hot(labels: np.ndarray, num_classes: int) -> np.ndarray:
-    """Integer labels to one-hot float32 rows."""
-    return np.eye(num_classes, dtype=np.float32)[labels]
+@dataclass(frozen=True)
+class Partition:
+    """The training images, the validation images held out from them, and the test images."""
+
+    train: Split
+    val: Split
+    test: Split
 
 
-def prepare(splits: Splits, dataset_cfg: DictConfig, training_cfg: DictConfig) -> Arrays:
-    """Scale, one-hot encode, and hold out a seeded random validation split."""
-    shape = tuple(dataset_cfg.image_shape)
-    x = scale(splits.train_images, shape)
-    y = one_hot(splits.train_labels, dataset_cfg.num_classes)
-    order = np.random.default_rng(training_cfg.seed).permutation(len(x))
-    n_val = round(len(x) * training_cfg.validation_split)
+@dataclass(frozen=True)
+class Batches:
+    """A tf.data pipeline of (images, one-hot labels) and the number of its batches that make one epoch."""
+
+    dataset: tf.data.Dataset
+    steps: int
+
+
+def scale(images: np.ndarray | tf.Tensor) -> tf.Tensor:
+    """uint8 pixels to float32 in [0, 1]."""
+    return tf.cast(images, tf.float32) / 255.0
+
+
+def split_sizes(train_size: int, validation_split: float) -> tuple[int, int]:
+    """How many of the training images are trained on and how many are held out for validation."""
+    n_val = round(train_size * validation_split)
+    return train_size - n_val, n_val
+
+
+def partition(splits: Splits, dataset_cfg: DictConfig, training_cfg: DictConfig) -> Partition:
+    """Shape the images and hold out a seeded random validation split of the training images."""
+    shape = (-1, *dataset_cfg.image_shape)
+    images = splits.train_images.reshape(shape)
+    order = np.random.default_rng(training_cfg.seed).permutation(len(images))
+    _, n_val = split_sizes(len(images), training_cfg.validation_split)
     val, train = order[:n_val], order[n_val:]
-    return Arrays(
-        x_train=x[train],
-        y_train=y[train],
-        x_val=x[val],
-        y_val=y[val],
-        x_test=scale(splits.test_images, shape),
-        y_test=one_hot(splits.test_labels, dataset_cfg.num_classes),
+    return Partition(
+        train=Split(images[train], splits.train_labels[train]),
+        val=Split(images[val], splits.train_labels[val]),
+        test=Split(splits.test_images.reshape(shape), splits.test_labels),
     )
 
 
-def batches(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle_seed: int | None = None) -> tf.data.Dataset:
-    """Batched, prefetched examples; reshuffled every epoch when ``shuffle_seed`` is given.
+def batches(
+    split: Split, num_classes: int, batch_size: int, shuffle_seed: int | None = None, endless: bool = False
+) -> Batches:
+    """Batches of scaled images and one-hot labels, prefetched; reshuffled every pass when ``shuffle_seed`` is given.
 
-    The arrays stay whole in memory and each batch is gathered by index, so
-    tf.data does per-batch rather than per-example work.
+    An ``endless`` pipeline, fitted with ``steps`` per epoch, lets Keras keep one
+    iterator for the whole fit: a fresh iterator every epoch stalled the first
+    steps of some epochs by about a second.
     """
-    images, labels = tf.constant(x), tf.constant(y)
-    order = tf.data.Dataset.range(len(x))
+    images, labels = tf.constant(split.images), tf.constant(split.labels)
+    order = tf.data.Dataset.range(len(split))
     if shuffle_seed is not None:
-        order = order.shuffle(len(x), seed=shuffle_seed, reshuffle_each_iteration=True)
-    return (
-        order.batch(batch_size)
-        .map(lambda i: (tf.gather(images, i), tf.gather(labels, i)), num_parallel_calls=tf.data.AUTOTUNE)
-        .prefetch(tf.data.AUTOTUNE)
+        order = order.shuffle(len(split), seed=shuffle_seed, reshuffle_each_iteration=True)
+    dataset = order.batch(batch_size).map(
+        lambda i: (scale(tf.gather(images, i)), tf.one_hot(tf.gather(labels, i), num_classes)),
+        num_parallel_calls=tf.data.AUTOTUNE,
     )
+    if endless:
+        dataset = dataset.repeat()
+    return Batches(dataset.prefetch(tf.data.AUTOTUNE), steps=math.ceil(len(split) / batch_size))

@@ -25,7 +25,7 @@ from mnist_exp.callbacks import EpochCheckpoint, MlflowEpochLogger
 from mnist_exp.config import group_options
 from mnist_exp.data import DatasetFiles, load
 from mnist_exp.model import compile_model
-from mnist_exp.pipeline import Arrays, batches, prepare
+from mnist_exp.pipeline import Partition, Split, batches, partition, scale
 
 log = logging.getLogger(__name__)
 CONFIG_HASH_TAG = "config.hash"
@@ -58,26 +58,25 @@ def model_summary(model: keras.Model) -> str:
     return "\n".join(lines)
 
 
-def evaluate(model: keras.Model, x: np.ndarray, y: np.ndarray, batch_size: int) -> tuple[dict[str, float], np.ndarray]:
+def evaluate(model: keras.Model, test: Split, num_classes: int, batch_size: int) -> tuple[dict[str, float], np.ndarray]:
     """Test loss and accuracy from one prediction pass; also the predicted probabilities."""
-    probabilities = model.predict(x, batch_size=batch_size, verbose=0)
-    loss = float(np.mean(keras.losses.categorical_crossentropy(y, probabilities)))
-    accuracy = float(np.mean(probabilities.argmax(axis=1) == y.argmax(axis=1)))
-    return {"test_loss": loss, "test_accuracy": accuracy}, probabilities
+    probabilities = model.predict(batches(test, num_classes, batch_size).dataset, verbose=0)
+    loss = keras.losses.categorical_crossentropy(keras.ops.one_hot(test.labels, num_classes), probabilities)
+    accuracy = np.mean(probabilities.argmax(axis=1) == test.labels)
+    return {"test_loss": float(np.mean(loss)), "test_accuracy": float(accuracy)}, probabilities
 
 
-def log_artifacts(cfg: DictConfig, model: keras.Model, history: dict, data: Arrays, probabilities: np.ndarray) -> None:
+def log_artifacts(cfg: DictConfig, model: keras.Model, history: dict, test: Split, probabilities: np.ndarray) -> None:
     """Curves, confusion matrix, resolved config, model summary and the model itself."""
     mlflow.log_figure(plots.learning_curves(history), "plots/learning_curves.png")
-    actual, predicted = data.y_test.argmax(axis=1), probabilities.argmax(axis=1)
-    figure = plots.confusion_matrix(actual, predicted, list(cfg.dataset.class_names))
+    figure = plots.confusion_matrix(test.labels, probabilities.argmax(axis=1), list(cfg.dataset.class_names))
     mlflow.log_figure(figure, "plots/confusion_matrix.png")
     mlflow.log_text(model_summary(model), "model_summary.txt")
     if cfg.tracking.log_model:
         mlflow.keras.log_model(
             model,
             name="model",
-            signature=infer_signature(data.x_test[:2], probabilities[:2]),
+            signature=infer_signature(scale(test.images[:2]).numpy(), probabilities[:2]),
             pip_requirements=tracking.model_requirements(),
         )
 
@@ -103,7 +102,6 @@ def recorded_stop(folder: Path, run_id: str) -> Iterator[None]:
     try:
         yield
     except BaseException as exc:
-        mlflow.flush_async_logging()
         resume.log_checkpoint(folder)
         if isinstance(exc, KeyboardInterrupt):
             log.warning("interrupted: run %s ends KILLED; continue it with resume=%s", run_id, run_id)
@@ -115,34 +113,39 @@ def recorded_stop(folder: Path, run_id: str) -> Iterator[None]:
 
 
 def fit_and_log(
-    cfg: DictConfig, model: keras.Model, data: Arrays, run_id: str, folder: Path, epochs_done: int
+    cfg: DictConfig, model: keras.Model, data: Partition, run_id: str, folder: Path, epochs_done: int
 ) -> dict[str, float]:
     """Train from ``epochs_done`` to the configured epochs, evaluate, and log metrics and artifacts."""
-    batch_size, eval_batch_size = cfg.training.batch_size, cfg.training.eval_batch_size
-    train_data = batches(data.x_train, data.y_train, batch_size, cfg.training.seed if cfg.training.shuffle else None)
-    val_data = batches(data.x_val, data.y_val, eval_batch_size) if len(data.x_val) else None
-    epoch_logger = MlflowEpochLogger(run_id, len(data.x_train))
-    fit = model.fit(
-        train_data,
-        validation_data=val_data,
-        epochs=cfg.training.epochs,
-        initial_epoch=epochs_done,
-        callbacks=[epoch_logger, EpochCheckpoint(folder)],
-        shuffle=False,  # train_data reshuffles itself each epoch
-        verbose=progress_mode(cfg.training.verbose),
-    )
-    results, probabilities = evaluate(model, data.x_test, data.y_test, eval_batch_size)
-    mlflow.flush_async_logging()
+    classes, eval_batch_size = cfg.dataset.num_classes, cfg.training.eval_batch_size
+    seed = cfg.training.seed if cfg.training.shuffle else None
+    train_data = batches(data.train, classes, cfg.training.batch_size, seed, endless=True)
+    val_data = batches(data.val, classes, eval_batch_size).dataset if len(data.val) else None
+    epoch_logger = MlflowEpochLogger(run_id, len(data.train))
+    try:
+        fit = model.fit(
+            train_data.dataset,
+            steps_per_epoch=train_data.steps,
+            validation_data=val_data,
+            epochs=cfg.training.epochs,
+            initial_epoch=epochs_done,
+            callbacks=[epoch_logger, EpochCheckpoint(folder)],
+            shuffle=False,  # train_data reshuffles itself each epoch
+            verbose=progress_mode(cfg.training.verbose),
+        )
+    except BaseException:
+        epoch_logger.close(check=False)  # store what was logged; the original error goes on
+        raise
+    epoch_logger.close()
+    results, probabilities = evaluate(model, data.test, classes, eval_batch_size)
     history = resume.full_history(run_id) if epochs_done else fit.history
     results |= {
         "best_val_accuracy": float(max(history.get("val_accuracy", history["accuracy"]))),
         "train_time_s": float(sum(epoch_logger.epoch_times)),
         "epoch_time_s_mean": float(np.mean(epoch_logger.epoch_times)),
-        "train_samples_per_s_mean": len(data.x_train) * len(epoch_logger.train_times) / sum(epoch_logger.train_times),
+        "train_samples_per_s_mean": len(data.train) * len(epoch_logger.train_times) / sum(epoch_logger.train_times),
     }
     mlflow.log_metrics(results)
-    log_artifacts(cfg, model, history, data, probabilities)
-    mlflow.flush_async_logging()
+    log_artifacts(cfg, model, history, data.test, probabilities)
     return results
 
 
@@ -184,7 +187,7 @@ def train(cfg: DictConfig) -> dict[str, float | str]:
         }
 
     dataset = DatasetFiles.from_config(cfg.dataset)
-    data = prepare(load(cfg.dataset), cfg.dataset, cfg.training)
+    data = partition(load(cfg.dataset), cfg.dataset, cfg.training)
 
     tags = tracking.run_tags(sweep.hydra_overrides(), dataset.name, dataset.digest, cfg.training.seed)
     tags |= sweep.job_tags() | dict(cfg.tracking.tags) | {CONFIG_HASH_TAG: digest}
