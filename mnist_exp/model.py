@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import keras
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from mnist_exp.pipeline import split_sizes
 from mnist_exp.schema import ConfigError
 
 
@@ -37,9 +40,31 @@ def build_model(model_cfg: DictConfig, dataset_cfg: DictConfig) -> keras.Sequent
         raise ConfigError(f"model.layers: the layers do not fit the {shape} input: {exc}") from exc
 
 
-def build_optimizer(name: str, lr: float, **settings: float | bool) -> keras.optimizers.Optimizer:
+def build_optimizer(
+    name: str, lr: float | keras.optimizers.schedules.LearningRateSchedule, **settings: float | bool
+) -> keras.optimizers.Optimizer:
     """A Keras optimizer by its registered name, e.g. ``adam`` with ``lr`` and its other settings."""
+    if isinstance(lr, keras.optimizers.schedules.LearningRateSchedule):
+        lr = keras.optimizers.schedules.serialize(lr)
     return keras.optimizers.get({"class_name": name, "config": {"learning_rate": lr, **settings}})
+
+
+def learning_rate(cfg: DictConfig) -> float | keras.optimizers.schedules.LearningRateSchedule:
+    """``optimizer.lr``, constant or shaped over the run by ``lr_schedule``."""
+    lr, schedule = cfg.optimizer.lr, cfg.lr_schedule
+    if schedule.name == "constant":
+        return lr
+    steps_per_epoch = math.ceil(
+        split_sizes(cfg.dataset.train_size, cfg.training.validation_split)[0] / cfg.training.batch_size
+    )
+    warmup = round(schedule.warmup_epochs * steps_per_epoch)
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if warmup else lr,
+        decay_steps=cfg.training.epochs * steps_per_epoch - warmup,
+        alpha=schedule.final_fraction,
+        warmup_target=lr if warmup else None,
+        warmup_steps=warmup,
+    )
 
 
 def compile_model(cfg: DictConfig) -> keras.Model:
@@ -47,7 +72,7 @@ def compile_model(cfg: DictConfig) -> keras.Model:
     keras.mixed_precision.set_global_policy(cfg.training.precision)
     model = build_model(cfg.model, cfg.dataset)
     try:
-        optimizer = instantiate(cfg.optimizer)
+        optimizer = instantiate(cfg.optimizer, lr=learning_rate(cfg))
     except InstantiationException as exc:
         raise ConfigError(f"optimizer: {exc.__cause__ or exc}") from exc
     try:

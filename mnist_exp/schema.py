@@ -78,6 +78,12 @@ class Optimizer(BaseModel):
     lr: Annotated[float, Field(gt=0)]
 
 
+class LrSchedule(Strict):
+    name: Literal["constant", "cosine"]
+    warmup_epochs: Annotated[float, Field(ge=0)] = 0.0
+    final_fraction: Annotated[float, Field(ge=0, le=1)] = 0.0
+
+
 class Training(Strict):
     epochs: PositiveInt
     batch_size: PositiveInt
@@ -116,15 +122,28 @@ class Experiment(BaseModel):
     dataset: Dataset
     model: Model
     optimizer: Optimizer
+    lr_schedule: LrSchedule
     training: Training
     tracking: Tracking
     objective: Objective
+
+    @model_validator(mode="after")
+    def warmup_within_training(self) -> Experiment:
+        if self.lr_schedule.warmup_epochs >= self.training.epochs:
+            raise ValueError(
+                f"lr_schedule.warmup_epochs={self.lr_schedule.warmup_epochs} must be less than "
+                f"training.epochs={self.training.epochs}"
+            )
+        return self
 
 
 def describe(error: dict[str, Any]) -> str:
     key = ".".join(str(part) for part in error["loc"])
     if error["type"] == "extra_forbidden":
         return f"{key}: unknown key; remove it or fix its spelling"
+    if error["type"] == "value_error":  # a rule across fields; its message names them and their values
+        message = error["msg"].removeprefix("Value error, ")
+        return f"{key}: {message}" if key else message
     return f"{key}: {error['msg']} (got {error['input']!r})"
 
 

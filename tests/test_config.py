@@ -11,7 +11,7 @@ from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
 
 from mnist_exp.config import PROJECT_ROOT, compose, group_options
-from mnist_exp.model import build_model
+from mnist_exp.model import build_model, learning_rate
 
 RECIPE = [
     ("Conv2D", 32, (3, 3), "relu"),
@@ -66,6 +66,24 @@ def test_reference_training_settings() -> None:
     assert (cfg.training.epochs, cfg.training.batch_size, cfg.training.validation_split) == (5, 64, 0.2)
     assert (cfg.optimizer.name, cfg.model.loss) == ("adam", "categorical_crossentropy")
     assert cfg.dataset.name == "mnist"
+
+
+def test_reference_learning_rate_is_constant() -> None:
+    assert learning_rate(compose(["experiment=reference"])) == 1e-3
+
+
+def test_cosine_schedule_warms_up_then_decays_to_the_final_fraction() -> None:
+    cfg = compose(["lr_schedule=cosine", "training.epochs=2", "optimizer.lr=0.01", "lr_schedule.final_fraction=0.1"])
+    schedule = learning_rate(cfg)
+    steps_per_epoch = 48_000 // 64  # 80 % of 60,000 images in batches of 64
+    warmup = round(0.2 * steps_per_epoch)
+    rates = [float(schedule(step)) for step in range(0, 2 * steps_per_epoch + 1, 25)]
+    assert float(schedule(0)) == 0.0
+    assert float(schedule(warmup)) == pytest.approx(0.01)
+    assert float(schedule(2 * steps_per_epoch)) == pytest.approx(0.001)
+    peak = rates.index(max(rates))
+    assert rates[: peak + 1] == sorted(rates[: peak + 1])
+    assert rates[peak:] == sorted(rates[peak:], reverse=True)
 
 
 def test_fashion_reference_only_swaps_the_dataset() -> None:

@@ -49,10 +49,12 @@ def runs_in(store: Path) -> list[mlflow.entities.Run]:
         ("model.loss=hinge_of_fate", "model.loss: unknown loss 'hinge_of_fate'"),
         ("+optimizer.momentum_typo=0.9", "optimizer: "),
         ("+training.epoch=3", "training.epoch: unknown key; remove it or fix its spelling"),
+        ("lr_schedule=cosine lr_schedule.warmup_epochs=5", "warmup_epochs=5.0 must be less than training.epochs=5"),
+        ("lr_schedule=cosine lr_schedule.final_fraction=2", "lr_schedule.final_fraction: Input should be less than"),
     ],
 )
 def test_bad_values_are_refused_before_any_run(tmp_path, synthetic, override, message) -> None:
-    cfg = compose([*synthetic, *FAST, f"tracking.store_dir={tmp_path}", override])
+    cfg = compose([*synthetic, *FAST, f"tracking.store_dir={tmp_path}", *override.split()])
     start = time.perf_counter()
     with pytest.raises(ConfigError) as error:
         train(cfg)

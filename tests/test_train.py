@@ -11,7 +11,15 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-EPOCH_METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_time_s", "train_samples_per_s")
+EPOCH_METRICS = (
+    "train_loss",
+    "train_accuracy",
+    "val_loss",
+    "val_accuracy",
+    "epoch_time_s",
+    "train_samples_per_s",
+    "learning_rate",
+)
 
 
 def only_run(store: Path) -> mlflow.entities.Run:
@@ -53,6 +61,33 @@ def test_every_epoch_metric_has_one_point_per_epoch(finished) -> None:
     for name in EPOCH_METRICS:
         history = client.get_metric_history(run.info.run_id, name)
         assert sorted(m.step for m in history) == [1, 2, 3], name
+
+
+def history(run_id: str, metric: str, client: MlflowClient | None = None) -> list[float]:
+    points = (client or MlflowClient()).get_metric_history(run_id, metric)
+    return [m.value for m in sorted(points, key=lambda m: m.step)]
+
+
+def test_the_reference_learning_rate_stays_constant(finished) -> None:
+    _, run = finished
+    assert history(run.info.run_id, "learning_rate") == pytest.approx([0.003] * 3)
+
+
+def test_a_cosine_schedule_decays_the_learning_rate_epoch_by_epoch(synthetic, store) -> None:
+    from mnist_exp.config import compose
+    from mnist_exp.train import train
+
+    schedule = ["lr_schedule=cosine", "lr_schedule.warmup_epochs=0.5", "lr_schedule.final_fraction=0.1"]
+    fast = ["training.batch_size=32", "training.steps_per_execution=4", "tracking.log_model=false"]
+    cfg = compose([*synthetic, *fast, *schedule, f"tracking.store_dir={store}", "training.epochs=3"])
+    shared_store = mlflow.get_tracking_uri()
+    try:
+        results = train(cfg)
+    finally:
+        mlflow.set_tracking_uri(shared_store)  # the other tests here read the shared run's store
+    rates = history(results["run_id"], "learning_rate", MlflowClient(f"sqlite:///{store / 'mlflow.db'}"))
+    assert rates[0] > rates[1] > rates[2] == pytest.approx(0.1 * cfg.optimizer.lr)
+    assert results["test_accuracy"] > 0.5  # ten classes: learning, not chance
 
 
 def test_every_resolved_config_value_is_a_dotted_param(finished) -> None:
