@@ -84,9 +84,21 @@ def batches(
     if shuffle_seed is not None:
         order = order.shuffle(len(split), seed=shuffle_seed, reshuffle_each_iteration=True)
     dataset = order.batch(batch_size).map(
-        lambda i: (scale(tf.gather(images, i)), tf.one_hot(tf.gather(labels, i), num_classes)),
-        num_parallel_calls=tf.data.AUTOTUNE,
+        lambda i: (scale(tf.gather(images, i)), tf.one_hot(tf.gather(labels, i), num_classes))
     )
     if endless:
         dataset = dataset.repeat()
-    return Batches(dataset.prefetch(tf.data.AUTOTUNE), steps=math.ceil(len(split) / batch_size))
+    return Batches(dataset.prefetch(2).with_options(fixed_pipeline()), steps=math.ceil(len(split) / batch_size))
+
+
+def fixed_pipeline() -> tf.data.Options:
+    """tf.data options without autotuning.
+
+    The autotuner's thread sleeps for doubling periods, and deleting an iterator
+    waits for it to wake: fit() returned 2-10 s after its last epoch, and epochs
+    started late. A gather per batch needs no tuning: one map and two prefetched
+    batches keep the model fed.
+    """
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return options
