@@ -76,8 +76,7 @@ def batches(
     """Batches of scaled images and one-hot labels, prefetched; reshuffled every pass when ``shuffle_seed`` is given.
 
     An ``endless`` pipeline, fitted with ``steps`` per epoch, lets Keras keep one
-    iterator for the whole fit: a fresh iterator every epoch stalled the first
-    steps of some epochs by about a second.
+    iterator for the whole fit rather than make and delete one every epoch.
     """
     images, labels = tf.constant(split.images), tf.constant(split.labels)
     order = tf.data.Dataset.range(len(split))
@@ -94,10 +93,11 @@ def batches(
 def fixed_pipeline() -> tf.data.Options:
     """tf.data options without autotuning.
 
-    The autotuner's thread sleeps for doubling periods, and deleting an iterator
-    waits for it to wake: fit() returned 2-10 s after its last epoch, and epochs
-    started late. A gather per batch needs no tuning: one map and two prefetched
-    batches keep the model fed.
+    The autotuner's thread sleeps for periods that double as it runs, and deleting
+    an autotuned iterator waits for it to wake: fit() returned about 5 s after its
+    last epoch in most runs, and epochs that began with a fresh iterator started
+    late. A gather per batch needs no tuning: one map and two prefetched batches
+    keep the model fed.
     """
     options = tf.data.Options()
     options.autotune.enabled = False
