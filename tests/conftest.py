@@ -124,20 +124,37 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def interruptible() -> None:
+    """In a child about to start: let Ctrl-C (SIGINT) reach it.
+
+    A test run started in the background (``cmd &`` in a script) ignores SIGINT,
+    and its children would inherit that.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @contextlib.contextmanager
 def serving(command: list[str], port: int) -> Iterator[str]:
     """Run an mnist-exp server command; yield the line with its address; stop it with Ctrl-C.
 
     On the way out it checks that the server exited cleanly and no longer answers.
     """
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, preexec_fn=interruptible
+    )
     try:
         banner = [process.stdout.readline(), process.stdout.readline()]
         assert f"http://127.0.0.1:{port}" in banner[1], banner
         yield banner[1].strip()
     finally:
         process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=30) == 0
+        try:
+            code = process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.terminate()  # its SIGTERM handler stops the server it started
+            process.wait(timeout=30)
+            raise
+        assert code == 0
         with socket.socket() as probe:
             assert probe.connect_ex(("127.0.0.1", port)) != 0, "the server still answers after Ctrl-C"
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
+from conftest import interruptible
 from mlflow import MlflowClient
 
 from mnist_exp.config import compose
@@ -102,6 +103,7 @@ def launch(tmp_path: Path, *args: str) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=interruptible,
     )
 
 
