@@ -44,8 +44,6 @@ def build_optimizer(
     name: str, lr: float | keras.optimizers.schedules.LearningRateSchedule, **settings: float | bool
 ) -> keras.optimizers.Optimizer:
     """A Keras optimizer by its registered name, e.g. ``adam`` with ``lr`` and its other settings."""
-    if isinstance(lr, keras.optimizers.schedules.LearningRateSchedule):
-        lr = keras.optimizers.schedules.serialize(lr)
     return keras.optimizers.get({"class_name": name, "config": {"learning_rate": lr, **settings}})
 
 

@@ -95,7 +95,7 @@ def test_identical_config_is_skipped_and_reports_the_earlier_run(tmp_path, synth
 
 
 def launch(tmp_path: Path, *args: str) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"} | {"PYTHONUNBUFFERED": "1"}
+    env = os.environ | {"PYTHONUNBUFFERED": "1"}  # the autouse fixture already dropped MLFLOW_TRACKING_URI
     return subprocess.Popen(
         [sys.executable, "-m", *args],
         cwd=tmp_path,

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import free_port, serving
+from conftest import free_port, run_module, serving
 from mlflow import MlflowClient
 
 from mnist_exp.migrate import migrate
@@ -73,17 +73,8 @@ def server(postgres, tmp_path_factory):
 
 
 def sweep(tmp_path: Path, synthetic: list[str], *overrides: str) -> float:
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     start = time.perf_counter()
-    result = subprocess.run(
-        [sys.executable, "-m", "mnist_exp.main", "-m", *synthetic, *FAST, *GRID, *overrides],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
+    run_module(tmp_path, "mnist_exp.main", "-m", *synthetic, *FAST, *GRID, *overrides, timeout=900)
     return time.perf_counter() - start
 
 

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import csv
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import run_module
 from mlflow import MlflowClient
 from mlflow.entities import Run
 
@@ -18,22 +16,20 @@ from mnist_exp.report import children
 FAST = ["training.epochs=1", "training.batch_size=32", "training.steps_per_execution=4", "tracking.log_model=false"]
 
 
-def launch(tmp_path: Path, args: list[str], *, command: str = "mnist_exp.main") -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    result = subprocess.run(
-        [sys.executable, "-m", command, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
-    )
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
-    return result
-
-
 def sweep(tmp_path: Path, synthetic: list[str], *args: str) -> tuple[MlflowClient, Run, list[Run], Path]:
     """Run a multirun into a temporary store and return its parent and child runs."""
     store, sweep_dir = tmp_path / "mlruns", tmp_path / "sweep"
     flags = [arg for arg in args if arg.startswith("-")]
     overrides = [arg for arg in args if not arg.startswith("-")]
-    launch(
-        tmp_path, [*flags, *synthetic, *FAST, f"tracking.store_dir={store}", f"hydra.sweep.dir={sweep_dir}", *overrides]
+    run_module(
+        tmp_path,
+        "mnist_exp.main",
+        *flags,
+        *synthetic,
+        *FAST,
+        f"tracking.store_dir={store}",
+        f"hydra.sweep.dir={sweep_dir}",
+        *overrides,
     )
     client = MlflowClient(f"sqlite:///{store / 'mlflow.db'}")
     parents = client.search_runs([e.experiment_id for e in client.search_experiments()], "tags.`sweep.role` = 'parent'")
@@ -100,14 +96,12 @@ def test_a_failing_job_is_recorded_and_the_sweep_still_completes(tmp_path, synth
     # mnist-exp-report rebuilds the same table from MLflow alone, from the folder or the parent run id.
     table = (sweep_dir / "summary.md").read_text()
     (sweep_dir / "summary.md").unlink()
-    result = launch(tmp_path, [str(sweep_dir)], command="mnist_exp.report")
+    result = run_module(tmp_path, "mnist_exp.report", str(sweep_dir))
     assert (sweep_dir / "summary.md").read_text() == table
     assert table in result.stdout
     out = tmp_path / "again"
-    launch(
-        tmp_path,
-        [parent.info.run_id, "--tracking-uri", client.tracking_uri, "--out", str(out)],
-        command="mnist_exp.report",
+    run_module(
+        tmp_path, "mnist_exp.report", parent.info.run_id, "--tracking-uri", client.tracking_uri, "--out", str(out)
     )
     assert (out / "summary.md").read_text() == table
 

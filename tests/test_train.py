@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import mlflow
 import pytest
+from conftest import run_module
 from mlflow import MlflowClient
 
 EPOCH_METRICS = (
@@ -140,16 +138,7 @@ def test_command_line_run_records_its_overrides(tmp_path, synthetic) -> None:
         "optimizer=sgd",
         "tracking.log_model=false",
     ]
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    result = subprocess.run(
-        [sys.executable, "-m", "mnist_exp.main", *overrides, f"hydra.run.dir={tmp_path / 'out'}"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_module(tmp_path, "mnist_exp.main", *overrides, f"hydra.run.dir={tmp_path / 'out'}", timeout=300)
     assert "test accuracy" in result.stderr + result.stdout
     run = only_run(store)
     assert run.data.tags["hydra.overrides"] == " ".join(overrides)
