@@ -60,7 +60,7 @@ def model_summary(model: keras.Model) -> str:
 
 def evaluate(model: keras.Model, test: Split, num_classes: int, batch_size: int) -> tuple[dict[str, float], np.ndarray]:
     """Test loss and accuracy from one prediction pass; also the predicted probabilities."""
-    probabilities = model.predict(batches(test, num_classes, batch_size).dataset, verbose=0)
+    probabilities = model.predict(batches(test, num_classes, batch_size), verbose=0)
     loss = keras.losses.categorical_crossentropy(keras.ops.one_hot(test.labels, num_classes), probabilities)
     accuracy = np.mean(probabilities.argmax(axis=1) == test.labels)
     return {"test_loss": float(np.mean(loss)), "test_accuracy": float(accuracy)}, probabilities
@@ -118,13 +118,12 @@ def fit_and_log(
     """Train from ``epochs_done`` to the configured epochs, evaluate, and log metrics and artifacts."""
     classes, eval_batch_size = cfg.dataset.num_classes, cfg.training.eval_batch_size
     seed = cfg.training.seed if cfg.training.shuffle else None
-    train_data = batches(data.train, classes, cfg.training.batch_size, seed, endless=True)
-    val_data = batches(data.val, classes, eval_batch_size).dataset if len(data.val) else None
+    train_data = batches(data.train, classes, cfg.training.batch_size, seed)
+    val_data = batches(data.val, classes, eval_batch_size) if len(data.val) else None
     epoch_logger = MlflowEpochLogger(run_id, len(data.train))
     try:
         fit = model.fit(
-            train_data.dataset,
-            steps_per_epoch=train_data.steps,
+            train_data,
             validation_data=val_data,
             epochs=cfg.training.epochs,
             initial_epoch=epochs_done,

@@ -129,6 +129,14 @@ def test_artifacts_and_model_are_logged(finished) -> None:
     assert loaded.metadata.signature is not None
 
 
+def test_each_epoch_trains_one_pass_over_the_training_images(finished) -> None:
+    _, run = finished
+    models = mlflow.search_logged_models(experiment_ids=[run.info.experiment_id], output_format="list")
+    model = mlflow.keras.load_model(f"models:/{models[0].model_id}")
+    steps_per_epoch = 16  # 512 training images in batches of 32, run in chunks of 5 steps
+    assert int(model.optimizer.iterations) == 3 * steps_per_epoch
+
+
 def test_command_line_run_records_its_overrides(tmp_path, synthetic) -> None:
     store = tmp_path / "mlruns"
     overrides = [
