@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import mlflow
@@ -151,3 +153,15 @@ def test_command_line_run_records_its_overrides(tmp_path, synthetic) -> None:
     run = only_run(store)
     assert run.data.tags["hydra.overrides"] == " ".join(overrides)
     assert run.info.run_name == "cnn-mnist-sgd-lr0.01"
+
+
+def test_the_first_import_of_train_freezes_the_libraries_and_collection_goes_on() -> None:
+    probe = (
+        "import gc; from mnist_exp.main import load_train; load_train(); first = gc.get_freeze_count(); "
+        "load_train(); print(first, gc.get_freeze_count(), gc.isenabled())"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
+    first, again, enabled = result.stdout.split()
+    assert int(first) > 100_000  # TensorFlow's, Keras's and MLflow's objects
+    assert again == first  # frozen once: what later jobs leave behind stays collectable
+    assert enabled == "True"
