@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import signal
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -78,3 +80,44 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.model.save(partial)
         partial.replace(self.folder / self.MODEL)
         (self.folder / self.STATE).write_text(json.dumps({"epochs_done": epoch + 1}))
+
+
+class StopOnSignal(keras.callbacks.Callback):
+    """While training, Ctrl-C and SIGTERM stop it at the next batch or epoch boundary, as KeyboardInterrupt.
+
+    Raised wherever Python happens to be, the interrupt sometimes landed while
+    TensorFlow was making an epoch's data iterator, and the process aborted
+    ("free(): invalid next size") before the run was recorded KILLED. A second
+    signal raises at once. Use as a context manager around ``fit``; it changes
+    nothing off the main thread, and leaves an ignored SIGINT ignored.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.received: int | None = None
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> StopOnSignal:
+        if threading.current_thread() is threading.main_thread():
+            for signum in self.SIGNALS:
+                if signal.getsignal(signum) is not signal.SIG_IGN:
+                    self._previous[signum] = signal.signal(signum, self._note)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()
+
+    def _note(self, signum: int, frame: object) -> None:
+        if self.received is not None:
+            raise KeyboardInterrupt(f"signal {signum}")
+        self.received = signum
+
+    def _stop_if_signalled(self, *args: object, **kwargs: object) -> None:
+        if self.received is not None:
+            raise KeyboardInterrupt(f"signal {self.received}")
+
+    on_train_batch_end = on_test_batch_end = on_epoch_begin = on_epoch_end = _stop_if_signalled

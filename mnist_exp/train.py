@@ -21,7 +21,7 @@ from mlflow.models import infer_signature
 from omegaconf import DictConfig, OmegaConf
 
 from mnist_exp import plots, resume, schema, sweep, tracking
-from mnist_exp.callbacks import EpochCheckpoint, MlflowEpochLogger
+from mnist_exp.callbacks import EpochCheckpoint, MlflowEpochLogger, StopOnSignal
 from mnist_exp.config import group_options
 from mnist_exp.data import DatasetFiles, load
 from mnist_exp.model import compile_model
@@ -122,15 +122,16 @@ def fit_and_log(
     val_data = batches(data.val, classes, eval_batch_size) if len(data.val) else None
     epoch_logger = MlflowEpochLogger(run_id, len(data.train))
     try:
-        fit = model.fit(
-            train_data,
-            validation_data=val_data,
-            epochs=cfg.training.epochs,
-            initial_epoch=epochs_done,
-            callbacks=[epoch_logger, EpochCheckpoint(folder)],
-            shuffle=False,  # train_data reshuffles itself each epoch
-            verbose=progress_mode(cfg.training.verbose),
-        )
+        with StopOnSignal() as stop_on_signal:
+            fit = model.fit(
+                train_data,
+                validation_data=val_data,
+                epochs=cfg.training.epochs,
+                initial_epoch=epochs_done,
+                callbacks=[epoch_logger, EpochCheckpoint(folder), stop_on_signal],  # an ended epoch is kept
+                shuffle=False,  # train_data reshuffles itself each epoch
+                verbose=progress_mode(cfg.training.verbose),
+            )
     except BaseException:
         epoch_logger.close(check=False)  # store what was logged; the original error goes on
         raise

@@ -136,6 +136,35 @@ def test_interrupted_run_ends_killed_and_resume_completes_it(tmp_path, synthetic
     assert "test_accuracy" in after.data.metrics
 
 
+def test_a_signal_during_training_stops_it_at_the_next_boundary_and_a_second_at_once() -> None:
+    from mnist_exp.callbacks import StopOnSignal
+
+    before = signal.getsignal(signal.SIGINT)
+    with StopOnSignal() as stop:
+        stop.on_train_batch_end(0)  # nothing received: training goes on
+        os.kill(os.getpid(), signal.SIGINT)  # noted, not raised inside whatever TensorFlow was doing
+        assert stop.received == signal.SIGINT
+        with pytest.raises(KeyboardInterrupt):
+            stop.on_train_batch_end(1)
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGTERM)  # a second signal: at once
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_an_ignored_ctrl_c_stays_ignored_during_training() -> None:
+    from mnist_exp.callbacks import StopOnSignal
+
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as in a job started with `cmd &`
+    try:
+        with StopOnSignal() as stop:
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+            assert stop.received is None
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
 def test_deterministic_runs_reproduce_bit_for_bit(tmp_path, synthetic) -> None:
     store = tmp_path / "mlruns"
     first = launch(
