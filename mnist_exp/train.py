@@ -8,7 +8,8 @@ import os
 import sys
 import tempfile
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -17,7 +18,8 @@ import keras
 import mlflow
 import numpy as np
 import tensorflow as tf
-from mlflow.models import infer_signature
+from mlflow.models import ModelSignature
+from mlflow.types import Schema, TensorSpec
 from omegaconf import DictConfig, OmegaConf
 
 from mnist_exp import plots, resume, schema, sweep, tracking
@@ -25,7 +27,7 @@ from mnist_exp.callbacks import EpochCheckpoint, MlflowEpochLogger, StopOnSignal
 from mnist_exp.config import group_options
 from mnist_exp.data import DatasetFiles, load
 from mnist_exp.model import compile_model
-from mnist_exp.pipeline import Partition, Split, batches, partition, scale
+from mnist_exp.pipeline import Partition, Split, batches, partition
 
 log = logging.getLogger(__name__)
 CONFIG_HASH_TAG = "config.hash"
@@ -58,27 +60,43 @@ def model_summary(model: keras.Model) -> str:
     return "\n".join(lines)
 
 
-def evaluate(model: keras.Model, test: Split, num_classes: int, batch_size: int) -> tuple[dict[str, float], np.ndarray]:
-    """Test loss and accuracy from one prediction pass; also the predicted probabilities."""
-    probabilities = model.predict(batches(test, num_classes, batch_size), verbose=0)
-    loss = keras.losses.categorical_crossentropy(keras.ops.one_hot(test.labels, num_classes), probabilities)
-    accuracy = np.mean(probabilities.argmax(axis=1) == test.labels)
-    return {"test_loss": float(np.mean(loss)), "test_accuracy": float(accuracy)}, probabilities
+def classification_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
+    """Test loss and accuracy of the predicted class probabilities."""
+    one_hot = keras.ops.one_hot(labels, probabilities.shape[1])
+    loss = keras.losses.categorical_crossentropy(one_hot, probabilities)
+    accuracy = np.mean(probabilities.argmax(axis=1) == labels)
+    return {"test_loss": float(np.mean(loss)), "test_accuracy": float(accuracy)}
 
 
-def log_artifacts(cfg: DictConfig, model: keras.Model, history: dict, test: Split, probabilities: np.ndarray) -> None:
-    """Curves, confusion matrix, resolved config, model summary and the model itself."""
+def signature(dataset_cfg: DictConfig) -> ModelSignature:
+    """What the logged model takes and returns: float32 images in [0, 1], and class probabilities."""
+    images = TensorSpec(np.dtype(np.float32), (-1, *dataset_cfg.image_shape))
+    probabilities = TensorSpec(np.dtype(np.float32), (-1, dataset_cfg.num_classes))
+    return ModelSignature(inputs=Schema([images]), outputs=Schema([probabilities]))
+
+
+def log_training_artifacts(cfg: DictConfig, model: keras.Model, history: dict) -> None:
+    """Learning curves, model summary and the model itself."""
     mlflow.log_figure(plots.learning_curves(history), "plots/learning_curves.png")
-    figure = plots.confusion_matrix(test.labels, probabilities.argmax(axis=1), list(cfg.dataset.class_names))
-    mlflow.log_figure(figure, "plots/confusion_matrix.png")
     mlflow.log_text(model_summary(model), "model_summary.txt")
     if cfg.tracking.log_model:
         mlflow.keras.log_model(
-            model,
-            name="model",
-            signature=infer_signature(scale(test.images[:2]).numpy(), probabilities[:2]),
-            pip_requirements=tracking.model_requirements(),
+            model, name="model", signature=signature(cfg.dataset), pip_requirements=tracking.model_requirements()
         )
+
+
+def predict_while(
+    log: Callable[[], None], model: keras.Model, test: Split, num_classes: int, batch_size: int
+) -> np.ndarray:
+    """The test set's class probabilities, predicted on a worker thread while ``log`` runs here.
+
+    Prediction runs in TensorFlow, mostly without the GIL, so MLflow's logging
+    (which keeps its active run per thread, hence here) no longer waits for it.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="test-prediction") as worker:
+        predicted = worker.submit(model.predict, batches(test, num_classes, batch_size), verbose=0)
+        log()
+        return predicted.result()
 
 
 def finished_twin(experiment_id: str, digest: str) -> mlflow.entities.Run | None:
@@ -136,16 +154,20 @@ def fit_and_log(
         epoch_logger.close(check=False)  # store what was logged; the original error goes on
         raise
     epoch_logger.close()
-    results, probabilities = evaluate(model, data.test, classes, eval_batch_size)
     history = resume.full_history(run_id) if epochs_done else fit.history
-    results |= {
+    probabilities = predict_while(
+        lambda: log_training_artifacts(cfg, model, history), model, data.test, classes, eval_batch_size
+    )
+    results = classification_metrics(data.test.labels, probabilities) | {
         "best_val_accuracy": float(max(history.get("val_accuracy", history["accuracy"]))),
         "train_time_s": float(sum(epoch_logger.epoch_times)),
         "epoch_time_s_mean": float(np.mean(epoch_logger.epoch_times)),
         "train_samples_per_s_mean": len(data.train) * len(epoch_logger.train_times) / sum(epoch_logger.train_times),
     }
     mlflow.log_metrics(results)
-    log_artifacts(cfg, model, history, data.test, probabilities)
+    predicted = probabilities.argmax(axis=1)
+    figure = plots.confusion_matrix(data.test.labels, predicted, list(cfg.dataset.class_names))
+    mlflow.log_figure(figure, "plots/confusion_matrix.png")
     return results
 
 
