@@ -27,7 +27,7 @@ from mnist_exp.callbacks import EpochCheckpoint, MlflowEpochLogger, StopOnSignal
 from mnist_exp.config import group_options
 from mnist_exp.data import DatasetFiles, load
 from mnist_exp.model import compile_model
-from mnist_exp.pipeline import Partition, Split, batches, partition
+from mnist_exp.pipeline import Partition, batches, partition
 
 log = logging.getLogger(__name__)
 CONFIG_HASH_TAG = "config.hash"
@@ -85,16 +85,14 @@ def log_training_artifacts(cfg: DictConfig, model: keras.Model, history: dict) -
         )
 
 
-def predict_while(
-    log: Callable[[], None], model: keras.Model, test: Split, num_classes: int, batch_size: int
-) -> np.ndarray:
-    """The test set's class probabilities, predicted on a worker thread while ``log`` runs here.
+def predict_while(log: Callable[[], None], model: keras.Model, images: tf.data.Dataset) -> np.ndarray:
+    """The model's class probabilities for ``images``, predicted on a worker thread while ``log`` runs here.
 
     Prediction runs in TensorFlow, mostly without the GIL, so MLflow's logging
     (which keeps its active run per thread, hence here) no longer waits for it.
     """
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="test-prediction") as worker:
-        predicted = worker.submit(model.predict, batches(test, num_classes, batch_size), verbose=0)
+        predicted = worker.submit(model.predict, images, verbose=0)
         log()
         return predicted.result()
 
@@ -155,9 +153,8 @@ def fit_and_log(
         raise
     epoch_logger.close()
     history = resume.full_history(run_id) if epochs_done else fit.history
-    probabilities = predict_while(
-        lambda: log_training_artifacts(cfg, model, history), model, data.test, classes, eval_batch_size
-    )
+    test_data = batches(data.test, classes, eval_batch_size)
+    probabilities = predict_while(lambda: log_training_artifacts(cfg, model, history), model, test_data)
     results = classification_metrics(data.test.labels, probabilities) | {
         "best_val_accuracy": float(max(history.get("val_accuracy", history["accuracy"]))),
         "train_time_s": float(sum(epoch_logger.epoch_times)),

@@ -91,6 +91,11 @@ def synthetic(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     return dataset_overrides(folder, digests, 640, 160)
 
 
+# Small batches, few calls into TensorFlow, no model logging: the overrides of the tests' quick runs.
+FAST = ["training.batch_size=32", "training.steps_per_execution=4", "tracking.log_model=false"]
+ONE_EPOCH = [*FAST, "training.epochs=1"]
+
+
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory: pytest.TempPathFactory, synthetic: list[str]) -> tuple[dict, Path]:
     """One fully tracked three-epoch run with its model, shared by the tests that read a finished run."""

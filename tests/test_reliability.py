@@ -11,15 +11,13 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from conftest import interruptible
+from conftest import FAST, interruptible
 from mlflow import MlflowClient
 
 from mnist_exp.config import compose
 from mnist_exp.schema import ConfigError
 from mnist_exp.tracking import TrackingError
 from mnist_exp.train import train
-
-FAST = ["training.batch_size=32", "training.steps_per_execution=4", "tracking.log_model=false"]
 
 
 def runs_in(store: Path) -> list[mlflow.entities.Run]:

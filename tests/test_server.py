@@ -15,14 +15,13 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import free_port, run_module, serving
+from conftest import ONE_EPOCH, free_port, run_module, serving
 from mlflow import MlflowClient
 
 from mnist_exp.migrate import migrate
 from mnist_exp.report import children
 
 PG_BINS = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
-FAST = ["training.epochs=1", "training.batch_size=32", "training.steps_per_execution=4", "tracking.log_model=false"]
 GRID = ["optimizer.lr=0.001,0.01", "model.layers.dense1.units=16,32"]
 
 pytestmark = [
@@ -74,7 +73,7 @@ def server(postgres, tmp_path_factory):
 
 def sweep(tmp_path: Path, synthetic: list[str], *overrides: str) -> float:
     start = time.perf_counter()
-    run_module(tmp_path, "mnist_exp.main", "-m", *synthetic, *FAST, *GRID, *overrides, timeout=900)
+    run_module(tmp_path, "mnist_exp.main", "-m", *synthetic, *ONE_EPOCH, *GRID, *overrides, timeout=900)
     return time.perf_counter() - start
 
 

@@ -7,13 +7,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import run_module
+from conftest import ONE_EPOCH, run_module
 from mlflow import MlflowClient
 from mlflow.entities import Run
 
 from mnist_exp.report import children
-
-FAST = ["training.epochs=1", "training.batch_size=32", "training.steps_per_execution=4", "tracking.log_model=false"]
 
 
 def sweep(tmp_path: Path, synthetic: list[str], *args: str) -> tuple[MlflowClient, Run, list[Run], Path]:
@@ -26,7 +24,7 @@ def sweep(tmp_path: Path, synthetic: list[str], *args: str) -> tuple[MlflowClien
         "mnist_exp.main",
         *flags,
         *synthetic,
-        *FAST,
+        *ONE_EPOCH,
         f"tracking.store_dir={store}",
         f"hydra.sweep.dir={sweep_dir}",
         *overrides,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from conftest import run_module
+from conftest import FAST, run_module
 from mlflow import MlflowClient
 
 EPOCH_METRICS = (
@@ -78,8 +78,7 @@ def test_a_cosine_schedule_decays_the_learning_rate_epoch_by_epoch(synthetic, st
     from mnist_exp.train import train
 
     schedule = ["lr_schedule=cosine", "lr_schedule.warmup_epochs=0.5", "lr_schedule.final_fraction=0.1"]
-    fast = ["training.batch_size=32", "training.steps_per_execution=4", "tracking.log_model=false"]
-    cfg = compose([*synthetic, *fast, *schedule, f"tracking.store_dir={store}", "training.epochs=3"])
+    cfg = compose([*synthetic, *FAST, *schedule, f"tracking.store_dir={store}", "training.epochs=3"])
     shared_store = mlflow.get_tracking_uri()
     try:
         results = train(cfg)
