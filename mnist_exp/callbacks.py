@@ -62,7 +62,7 @@ class MlflowEpochLogger(keras.callbacks.Callback):
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
-    """After every epoch, saves the model with its optimizer state and the number of epochs done.
+    """After every epoch, saves ``model`` with its optimizer state and the number of epochs done.
 
     ``train`` logs the folder to the run when training is cut short, so ``resume``
     can continue from the last completed epoch.
@@ -71,13 +71,13 @@ class EpochCheckpoint(keras.callbacks.Callback):
     MODEL = "model.keras"
     STATE = "state.json"
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, model: keras.Model) -> None:
         super().__init__()
-        self.folder = folder
+        self.folder, self.saved = folder, model  # not self.model: fit sets that to what it trains
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         partial = self.folder / f".{self.MODEL}"
-        self.model.save(partial)
+        self.saved.save(partial)
         partial.replace(self.folder / self.MODEL)
         (self.folder / self.STATE).write_text(json.dumps({"epochs_done": epoch + 1}))
 

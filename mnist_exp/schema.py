@@ -94,6 +94,7 @@ class Training(Strict):
     precision: Literal["float32", "mixed_bfloat16"]
     steps_per_execution: PositiveInt
     threads: Annotated[int, Field(ge=0)]
+    batch_shards: Annotated[int, Field(ge=0)]
     verbose: Literal["auto", 0, 1, 2]
     deterministic: bool
     skip_if_done: bool
@@ -133,6 +134,16 @@ class Experiment(BaseModel):
             raise ValueError(
                 f"lr_schedule.warmup_epochs={self.lr_schedule.warmup_epochs} must be less than "
                 f"training.epochs={self.training.epochs}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def shards_within_batch(self) -> Experiment:
+        shards, batch_size = self.training.batch_shards, self.training.batch_size
+        if shards > batch_size:
+            raise ValueError(
+                f"training.batch_shards={shards} is more than training.batch_size={batch_size}; "
+                f"set it to at most {batch_size}, or 0 for one per thread"
             )
         return self
 

@@ -145,6 +145,7 @@ NOT_IN_CONFIG_HASH = (
     "training.skip_if_done",
     "training.verbose",
     "training.threads",
+    "training.batch_shards",
     "dataset.cache_dir",
     "dataset.sources",
 )

@@ -22,7 +22,7 @@ from mlflow.models import ModelSignature
 from mlflow.types import Schema, TensorSpec
 from omegaconf import DictConfig, OmegaConf
 
-from mnist_exp import plots, resume, schema, sweep, tracking
+from mnist_exp import parallel, plots, resume, schema, sweep, tracking
 from mnist_exp.callbacks import EpochCheckpoint, MlflowEpochLogger, StopOnSignal
 from mnist_exp.config import group_options
 from mnist_exp.data import DatasetFiles, load
@@ -31,20 +31,6 @@ from mnist_exp.pipeline import Partition, batches, partition
 
 log = logging.getLogger(__name__)
 CONFIG_HASH_TAG = "config.hash"
-
-
-def set_threads(threads: int) -> None:
-    """Limit TensorFlow's thread pools; 0 keeps its defaults.
-
-    Pools are fixed once TensorFlow starts, so a worker process that already ran a
-    job (joblib reuses them) keeps the setting of its first job.
-    """
-    if threads and tf.config.threading.get_intra_op_parallelism_threads() != threads:
-        try:
-            tf.config.threading.set_intra_op_parallelism_threads(threads)
-            tf.config.threading.set_inter_op_parallelism_threads(threads)
-        except RuntimeError:
-            log.warning("TensorFlow already started in this process; training.threads=%d not applied", threads)
 
 
 def progress_mode(verbose: str | int) -> int:
@@ -129,9 +115,19 @@ def recorded_stop(folder: Path, run_id: str) -> Iterator[None]:
 
 
 def fit_and_log(
-    cfg: DictConfig, model: keras.Model, data: Partition, run_id: str, folder: Path, epochs_done: int
+    cfg: DictConfig,
+    model: keras.Model,
+    trainer: keras.Model,
+    data: Partition,
+    run_id: str,
+    folder: Path,
+    epochs_done: int,
 ) -> dict[str, float]:
-    """Train from ``epochs_done`` to the configured epochs, evaluate, and log metrics and artifacts."""
+    """Train from ``epochs_done`` to the configured epochs, evaluate, and log metrics and artifacts.
+
+    ``trainer`` fits and predicts (``model``, or ``model`` in batch shards);
+    ``model`` is what is checkpointed and logged.
+    """
     classes, eval_batch_size = cfg.dataset.num_classes, cfg.training.eval_batch_size
     seed = cfg.training.seed if cfg.training.shuffle else None
     train_data = batches(data.train, classes, cfg.training.batch_size, seed)
@@ -139,12 +135,12 @@ def fit_and_log(
     epoch_logger = MlflowEpochLogger(run_id, len(data.train))
     try:
         with StopOnSignal() as stop_on_signal:
-            fit = model.fit(
+            fit = trainer.fit(
                 train_data,
                 validation_data=val_data,
                 epochs=cfg.training.epochs,
                 initial_epoch=epochs_done,
-                callbacks=[epoch_logger, EpochCheckpoint(folder), stop_on_signal],  # an ended epoch is kept
+                callbacks=[epoch_logger, EpochCheckpoint(folder, model), stop_on_signal],  # an ended epoch is kept
                 shuffle=False,  # train_data reshuffles itself each epoch
                 verbose=progress_mode(cfg.training.verbose),
             )
@@ -154,7 +150,7 @@ def fit_and_log(
     epoch_logger.close()
     history = resume.full_history(run_id) if epochs_done else fit.history
     test_data = batches(data.test, classes, eval_batch_size)
-    probabilities = predict_while(lambda: log_training_artifacts(cfg, model, history), model, test_data)
+    probabilities = predict_while(lambda: log_training_artifacts(cfg, model, history), trainer, test_data)
     results = classification_metrics(data.test.labels, probabilities) | {
         "best_val_accuracy": float(max(history.get("val_accuracy", history["accuracy"]))),
         "train_time_s": float(sum(epoch_logger.epoch_times)),
@@ -181,7 +177,8 @@ def train(cfg: DictConfig) -> dict[str, float | str]:
     if cfg.get("resume"):
         cfg, checkpoint, epochs_done = resume.resume_point(cfg)
     schema.validate(cfg, known_datasets=group_options("dataset"))
-    set_threads(cfg.training.threads)
+    plan = parallel.plan(cfg.training, cfg.model)
+    parallel.set_threads(plan)
     keras.backend.clear_session()
     keras.utils.set_random_seed(cfg.training.seed)
     if cfg.training.deterministic:
@@ -189,7 +186,8 @@ def train(cfg: DictConfig) -> dict[str, float | str]:
     model = compile_model(cfg)
     if checkpoint is not None:
         model = keras.models.load_model(checkpoint)
-    log.info("%s: %s parameters", model.name, f"{model.count_params():,}")
+    log.info("%s: %s parameters, batches in %d shards", model.name, f"{model.count_params():,}", plan.shards)
+    trainer = parallel.in_shards(model, plan.shards)
 
     experiment_id = tracking.connect(cfg.tracking)
     parent = sweep.parent_run_id()
@@ -224,7 +222,7 @@ def train(cfg: DictConfig) -> dict[str, float | str]:
             mlflow.log_params(tracking.flatten(OmegaConf.to_container(cfg, resolve=True)))
             mlflow.log_param("model.num_params", model.count_params())
             mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
-        results = fit_and_log(cfg, model, data, run.info.run_id, Path(folder), epochs_done)
+        results = fit_and_log(cfg, model, trainer, data, run.info.run_id, Path(folder), epochs_done)
 
     log.info(
         "test accuracy %.4f, test loss %.4f, best val accuracy %.4f (run %s)",

@@ -50,6 +50,11 @@ def runs_in(store: Path) -> list[mlflow.entities.Run]:
         ("+training.epoch=3", "training.epoch: unknown key; remove it or fix its spelling"),
         ("lr_schedule=cosine lr_schedule.warmup_epochs=5", "warmup_epochs=5.0 must be less than training.epochs=5"),
         ("lr_schedule=cosine lr_schedule.final_fraction=2", "lr_schedule.final_fraction: Input should be less than"),
+        ("training.batch_shards=33", "training.batch_shards=33 is more than training.batch_size=32; set it to at most"),
+        (
+            "+model.layers.norm={_target_:keras.layers.BatchNormalization} training.batch_shards=2",
+            "training.batch_shards=2: model.layers.norm normalises with batch statistics",
+        ),
     ],
 )
 def test_bad_values_are_refused_before_any_run(tmp_path, synthetic, override, message) -> None:

@@ -1,0 +1,113 @@
+"""How a training job spreads over its CPU threads: each op split across them, or each batch.
+
+On a few CPU cores the convolutions of one 64-image batch do not split well
+across threads (they wait on each other). Split into one part per thread, each
+part computed whole on its own thread, the same batch trains faster, and the
+loss, gradients and metrics are still those of the whole batch.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+from dataclasses import dataclass
+
+import keras
+import tensorflow as tf
+from hydra.utils import get_class
+from omegaconf import DictConfig
+
+from mnist_exp.schema import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Batch parts, and TensorFlow's threads per op and between ops (0: its default)."""
+
+    shards: int
+    intra_op_threads: int
+    inter_op_threads: int
+
+
+def batch_statistics_layers(model_cfg: DictConfig) -> list[str]:
+    """The model's layers whose output depends on the other images in the batch (BatchNormalization)."""
+    found = []
+    for name, spec in model_cfg.layers.items():
+        try:
+            if issubclass(get_class(spec._target_), keras.layers.BatchNormalization):
+                found.append(name)
+        except (ImportError, ValueError, TypeError):  # not a class: building the layer reports it
+            pass
+    return found
+
+
+def plan(training_cfg: DictConfig, model_cfg: DictConfig) -> Plan:
+    """Resolve ``training.batch_shards`` and ``training.threads`` for this machine and model."""
+    threads, shards = training_cfg.threads, training_cfg.batch_shards
+    batch_stats = batch_statistics_layers(model_cfg)
+    if shards > 1 and batch_stats:
+        raise ConfigError(
+            f"training.batch_shards={shards}: model.layers.{batch_stats[0]} normalises with batch statistics, "
+            "which split batches would change; set training.batch_shards=1 (or 0, which picks 1 here)"
+        )
+    if shards == 0:
+        on_gpu = bool(tf.config.list_physical_devices("GPU"))
+        cores = threads or len(os.sched_getaffinity(0))
+        shards = 1 if on_gpu or batch_stats else min(cores, training_cfg.batch_size)
+    if shards == 1:
+        return Plan(1, threads, threads)
+    return Plan(shards, 1, threads or shards)
+
+
+def set_threads(plan: Plan) -> None:
+    """Size TensorFlow's thread pools; 0 keeps its default.
+
+    Pools are fixed once TensorFlow starts, so a worker process that already ran a
+    job (joblib reuses them) keeps the setting of its first job.
+    """
+    threading = tf.config.threading
+    wanted = (plan.intra_op_threads, plan.inter_op_threads)
+    if wanted == (threading.get_intra_op_parallelism_threads(), threading.get_inter_op_parallelism_threads()):
+        return
+    try:
+        threading.set_intra_op_parallelism_threads(plan.intra_op_threads)
+        threading.set_inter_op_parallelism_threads(plan.inter_op_threads)
+    except RuntimeError:
+        log.warning("TensorFlow already started in this process; threads %s (per op, between ops) not applied", wanted)
+
+
+class BatchShards(keras.Model):
+    """``model`` applied to ``shards`` consecutive parts of each batch, its outputs joined in order.
+
+    The parts share no work until the loss, so TensorFlow's threads between ops
+    compute them side by side. Only for training here: the model that is saved
+    and logged is ``model`` itself.
+    """
+
+    def __init__(self, model: keras.Model, shards: int, **kwargs: object) -> None:
+        super().__init__(name=f"{model.name}_in_{shards}_shards", **kwargs)
+        self.inner, self.shards = model, shards
+
+    def call(self, images: tf.Tensor, training: bool | None = None) -> tf.Tensor:
+        n = keras.ops.shape(images)[0]
+        # TensorFlow's fused convolution fails on an empty part, so a batch of fewer
+        # images than parts gets blank ones, whose outputs are dropped (no gradient flows to them).
+        blanks = keras.ops.maximum(self.shards - n, 0)
+        images = keras.ops.pad(images, [[0, blanks]] + [[0, 0]] * (len(images.shape) - 1))
+        bounds = [i * (n + blanks) // self.shards for i in range(self.shards + 1)]
+        parts = [self.inner(images[start:end], training=training) for start, end in itertools.pairwise(bounds)]
+        return keras.ops.concatenate(parts, axis=0)[:n]
+
+def in_shards(model: keras.Model, shards: int) -> keras.Model:
+    """What ``fit`` and ``predict`` run: ``model`` itself, or for several shards a
+    ``BatchShards`` of it compiled like it, with the same optimizer (so that saving
+    ``model`` saves the optimizer's state too)."""
+    if shards == 1:
+        return model
+    trainer = BatchShards(model, shards)
+    compiled = keras.saving.deserialize_keras_object(model.get_compile_config())
+    trainer.compile(**{**compiled, "optimizer": model.optimizer})
+    return trainer
