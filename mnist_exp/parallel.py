@@ -101,6 +101,7 @@ class BatchShards(keras.Model):
         parts = [self.inner(images[start:end], training=training) for start, end in itertools.pairwise(bounds)]
         return keras.ops.concatenate(parts, axis=0)[:n]
 
+
 def in_shards(model: keras.Model, shards: int) -> keras.Model:
     """What ``fit`` and ``predict`` run: ``model`` itself, or for several shards a
     ``BatchShards`` of it compiled like it, with the same optimizer (so that saving
