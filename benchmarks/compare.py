@@ -7,7 +7,8 @@ Runs, alternating within each round, (a) naive_keras.py, (b) naive_torch.py and
 (c) `mnist-exp experiment=reference` with full MLflow tracking into a temporary
 store, all on the same verified MNIST files, each as a fresh process. Reports
 medians over rounds: whole-process wall time, steady epoch time (epochs 2-5),
-training samples/s, peak RSS and test accuracy, and the ratios (c)/(a) and (c)/(b).
+training samples/s, peak RSS and test accuracy, the ratios (c)/(a) and (c)/(b), and
+each round's wall times with its own (c)/(a).
 """
 
 from __future__ import annotations
@@ -181,6 +182,19 @@ def report(variants: dict[str, Variant], rounds: int, overrides: list[str]) -> s
         f"- (c)/(a) whole-process wall time: **{c.wall / a.wall:.2f}** (target at most 0.8)",
         f"- (c)/(b) training throughput: **{c.throughput / b.throughput:.2f}** (target at least 1.1)",
         f"- (c)/(a) training throughput: {c.throughput / a.throughput:.2f}; (b)/(a) wall time: {b.wall / a.wall:.2f}",
+        "",
+        "Wall time in each round (s), and (c)/(a) within the round:",
+        "",
+        "| round | (a) naive Keras | (b) naive PyTorch | (c) mnist-exp | (c)/(a) |",
+        "|---|---|---|---|---|",
+    ]
+    ratios = [sc.wall_s / sa.wall_s for sa, sc in zip(a.samples, c.samples, strict=True)]
+    for i, (sa, sb, sc) in enumerate(zip(a.samples, b.samples, c.samples, strict=True)):
+        lines.append(f"| {i + 1} | {sa.wall_s:.1f} | {sb.wall_s:.1f} | {sc.wall_s:.1f} | {ratios[i]:.2f} |")
+    lines += [
+        "",
+        f"Per-round (c)/(a): median {statistics.median(ratios):.2f}, highest {max(ratios):.2f}, "
+        f"lowest {min(ratios):.2f}.",
         "",
     ]
     return "\n".join(lines)
