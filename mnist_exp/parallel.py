@@ -103,9 +103,11 @@ class BatchShards(keras.Model):
 
 
 def in_shards(model: keras.Model, shards: int) -> keras.Model:
-    """What ``fit`` and ``predict`` run: ``model`` itself, or for several shards a
-    ``BatchShards`` of it compiled like it, with the same optimizer (so that saving
-    ``model`` saves the optimizer's state too)."""
+    """What ``fit`` and ``predict`` run: ``model`` itself for one shard, else ``model`` in ``BatchShards``.
+
+    The shards are compiled like ``model`` and share its optimizer, so saving
+    ``model`` saves the optimizer's state too.
+    """
     if shards == 1:
         return model
     trainer = BatchShards(model, shards)
