@@ -15,7 +15,7 @@ from mnist_exp.parallel import Plan, in_shards, plan
 BATCH_NORM = "+model.layers.norm={_target_: keras.layers.BatchNormalization}"
 
 
-def test_a_step_in_uneven_shards_learns_what_a_whole_batch_step_learns() -> None:
+def test_a_step_in_uneven_shards_learns_what_a_whole_batch_step_learns(tmp_path) -> None:
     cfg = compose(["optimizer=sgd", "training.batch_size=8", "training.steps_per_execution=1"])
     keras.utils.set_random_seed(0)
     whole, split = compile_model(cfg), compile_model(cfg)
@@ -30,7 +30,10 @@ def test_a_step_in_uneven_shards_learns_what_a_whole_batch_step_learns() -> None
         assert split_logs == pytest.approx(whole_logs, rel=1e-5)
     for whole_weights, split_weights in zip(whole.get_weights(), split.get_weights(), strict=True):
         np.testing.assert_allclose(split_weights, whole_weights, atol=1e-6)
-    assert int(split.optimizer.iterations) == 3  # the saved model carries the trainer's optimizer state
+    split.save(tmp_path / "model.keras")  # what the epoch checkpoint saves: the plain model, with the state
+    restored = keras.models.load_model(tmp_path / "model.keras")
+    assert type(restored) is type(whole)
+    assert int(restored.optimizer.iterations) == 3
 
 
 def test_predictions_in_shards_match_even_for_fewer_images_than_shards() -> None:
