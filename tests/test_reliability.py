@@ -142,18 +142,20 @@ def test_interrupted_run_ends_killed_and_resume_completes_it(tmp_path, synthetic
 def test_a_signal_during_training_stops_it_at_the_next_boundary_and_a_second_at_once() -> None:
     from mnist_exp.callbacks import StopOnSignal
 
-    # raise_signal sends to this thread: os.kill may hand the signal to one of TensorFlow's
-    # threads, and the main thread then runs the handler a moment later.
-    before = signal.getsignal(signal.SIGINT)
-    with StopOnSignal() as stop:
-        stop.on_train_batch_end(0)  # nothing received: training goes on
-        signal.raise_signal(signal.SIGINT)  # noted, not raised inside whatever TensorFlow was doing
-        assert stop.received == signal.SIGINT
-        with pytest.raises(KeyboardInterrupt):
-            stop.on_train_batch_end(1)
-        with pytest.raises(KeyboardInterrupt):
-            signal.raise_signal(signal.SIGTERM)  # a second signal: at once
-    assert signal.getsignal(signal.SIGINT) is before
+    # Python's own Ctrl-C handler, even where the suite runs with SIGINT ignored (a job started with `&`).
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with StopOnSignal() as stop:
+            stop.on_train_batch_end(0)  # nothing received: training goes on
+            signal.raise_signal(signal.SIGINT)  # noted, not raised inside whatever TensorFlow was doing
+            assert stop.received == signal.SIGINT
+            with pytest.raises(KeyboardInterrupt):
+                stop.on_train_batch_end(1)
+            with pytest.raises(KeyboardInterrupt):
+                signal.raise_signal(signal.SIGTERM)  # a second signal: at once
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def test_an_ignored_ctrl_c_stays_ignored_during_training() -> None:
