@@ -1,18 +1,22 @@
 """Load check of the shared SQLite store: a 16-job sweep, 4 jobs at a time, all into one store.
 
-    .venv/bin/python benchmarks/sweep_load.py [--jobs 16] [--workers 4] [--epochs 3]
+    .venv/bin/python benchmarks/sweep_load.py [--jobs 16] [--workers 4] [--epochs 3] [--lock-s 20]
 
 Writes a random dataset in the IDX format to a temporary folder (no download),
 runs the sweep on the parallel launcher with every job logging into one SQLite
-store, then checks through MLflow's client that every job is a FINISHED child
-with a complete metric history. Exits non-zero if any check fails.
+store, and, once the first jobs train, holds the store locked from another
+process for ``--lock-s`` seconds (0: no lock). Then checks through MLflow's client
+that every job is a FINISHED child with a complete metric history. Exits non-zero
+if any check fails.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import os
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -50,11 +54,33 @@ def random_dataset(folder: Path, n_train: int, n_test: int) -> list[str]:
     return overrides
 
 
+def hold_lock(database: Path, seconds: float) -> None:
+    """Once the sweep's jobs train (a child run exists), hold the SQLite store locked for ``seconds``."""
+    while True:
+        time.sleep(1)
+        if not database.exists():
+            continue
+        with contextlib.closing(sqlite3.connect(database, timeout=60)) as probe:
+            try:
+                if probe.execute("SELECT count(*) FROM runs").fetchone()[0] >= 2:  # the parent and a job
+                    break
+            except sqlite3.OperationalError:  # the schema is still being made
+                continue
+    time.sleep(3)
+    holder = sqlite3.connect(database, timeout=60, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    print(f"store locked for {seconds:.0f} s", flush=True)
+    time.sleep(seconds)
+    holder.execute("ROLLBACK")
+    holder.close()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jobs", type=int, default=16)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--lock-s", type=float, default=20.0)
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="mnist-exp-load-") as tmp:
@@ -78,11 +104,16 @@ def main() -> int:
         ]
         env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
         start = time.perf_counter()
-        result = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True)
-        wall = time.perf_counter() - start
-        if result.returncode != 0:
-            print(result.stderr[-5000:], file=sys.stderr)
-            return 1
+        with tempfile.TemporaryFile("w+") as log:
+            process = subprocess.Popen(command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+            if args.lock_s:
+                hold_lock(store / "mlflow.db", args.lock_s)
+            code = process.wait()
+            wall = time.perf_counter() - start
+            if code != 0:
+                log.seek(0)
+                print(log.read()[-5000:], file=sys.stderr)
+                return 1
 
         client = MlflowClient(f"sqlite:///{store / 'mlflow.db'}")
         (parent,) = client.search_runs(
@@ -96,7 +127,10 @@ def main() -> int:
             if all(len(client.get_metric_history(run.info.run_id, m)) == args.epochs for m in EPOCH_METRICS)
         ]
         points = sum(len(client.get_metric_history(r.info.run_id, m)) for r in jobs for m in EPOCH_METRICS)
-        print(f"{args.jobs} jobs, {args.workers} workers, {args.epochs} epochs each, one SQLite store")
+        print(
+            f"{args.jobs} jobs, {args.workers} workers, {args.epochs} epochs each, one SQLite store, "
+            f"locked for {args.lock_s:.0f} s during the sweep"
+        )
         print(f"wall time: {wall:.1f} s")
         print(f"child runs: {len(jobs)}, FINISHED: {len(finished)}, with complete metric histories: {len(complete)}")
         print(f"per-epoch metric points recorded: {points} (expected {args.jobs * args.epochs * len(EPOCH_METRICS)})")

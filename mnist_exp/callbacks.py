@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import signal
 import threading
 import time
@@ -10,7 +11,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import keras
-import mlflow
+
+from mnist_exp.sweep import ERROR_TAG
+from mnist_exp.tracking.record import RunRecord
+
+EPOCH_TIME = "epoch_time_s"  # an epoch's wall time, as a metric and in the checkpoint's history
+TRAIN_TIME = "epoch_train_time_s"  # its training part, before validation (in the checkpoint's history)
 
 
 def metric_name(key: str) -> str:
@@ -18,22 +24,31 @@ def metric_name(key: str) -> str:
     return key if key.startswith("val_") else f"train_{key}"
 
 
+class DivergedError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+    def __init__(self, epoch: int, loss: float) -> None:
+        super().__init__(
+            f"training diverged: loss {loss} at epoch {epoch}. Fix: lower optimizer.lr, or use lr_schedule=cosine"
+        )
+        self.epoch = epoch
+        self.tags = {ERROR_TAG: "diverged", f"{ERROR_TAG}.epoch": str(epoch), f"{ERROR_TAG}.message": str(self)}
+
+
 class MlflowEpochLogger(keras.callbacks.Callback):
     """Logs each epoch's metrics, wall time, training throughput and learning rate as the epoch ends.
 
     Steps are 1-based epoch numbers. A thread of its own writes to the store, so
-    the next epoch starts without waiting; ``close`` waits until all is stored.
-    (MLflow's own asynchronous logging polls its queue each second, and ending
-    the run or flushing waits up to that second.)
+    the next epoch starts without waiting; ``close`` waits until all is written
+    (or journaled: see ``RunRecord``). ``times`` holds the last epoch's wall and training times.
     """
 
-    def __init__(self, run_id: str, train_samples: int) -> None:
+    def __init__(self, record: RunRecord, train_samples: int) -> None:
         super().__init__()
-        self.run_id, self.train_samples = run_id, train_samples
-        self.epoch_times: list[float] = []
-        self.train_times: list[float] = []
+        self.record, self.train_samples = record, train_samples
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-epoch-logger")
         self._pending: list[Future] = []
+        self.times: dict[str, float] = {}
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self._start = time.perf_counter()
@@ -44,42 +59,66 @@ class MlflowEpochLogger(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         now = time.perf_counter()
-        train_time = (self._train_end or now) - self._start
-        self.epoch_times.append(now - self._start)
-        self.train_times.append(train_time)
+        self.times = {EPOCH_TIME: now - self._start, TRAIN_TIME: (self._train_end or now) - self._start}
         metrics = {metric_name(k): float(v) for k, v in (logs or {}).items()}
-        metrics["epoch_time_s"] = now - self._start
-        metrics["train_samples_per_s"] = self.train_samples / train_time
+        metrics[EPOCH_TIME] = self.times[EPOCH_TIME]
+        metrics["train_samples_per_s"] = self.train_samples / self.times[TRAIN_TIME]
         metrics["learning_rate"] = float(self.model.optimizer.learning_rate)  # where the schedule ended the epoch
-        self._pending.append(self._writer.submit(mlflow.log_metrics, metrics, step=epoch + 1, run_id=self.run_id))
+        self._pending.append(self._writer.submit(self.record.log_metrics, metrics, step=epoch + 1))
 
     def close(self, check: bool = True) -> None:
-        """Wait until every epoch's metrics are stored and stop the thread; with ``check``, raise the first failure."""
+        """Wait until every epoch's metrics are written or journaled; with ``check``, raise the first failure."""
         self._writer.shutdown(wait=True)
         if check:
             for future in self._pending:
                 future.result()
 
 
-class EpochCheckpoint(keras.callbacks.Callback):
-    """After every epoch, saves ``model`` with its optimizer state and the number of epochs done.
+class StopOnDivergence(keras.callbacks.Callback):
+    """Ends training with ``DivergedError`` after an epoch whose training loss is NaN or infinite."""
 
-    ``train`` logs the folder to the run when training is cut short, so ``resume``
-    can continue from the last completed epoch.
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        loss = float((logs or {}).get("loss", 0.0))
+        if not math.isfinite(loss):
+            raise DivergedError(epoch + 1, loss)
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """After every epoch, saves ``model`` with its optimizer state, the epochs done and their history.
+
+    The history (Keras's per-epoch logs, times included) covers every epoch since the
+    run began, so a resumed run draws its curves and totals from it, store or no store.
     """
 
     MODEL = "model.keras"
     STATE = "state.json"
 
-    def __init__(self, folder: Path, model: keras.Model) -> None:
+    def __init__(
+        self, folder: Path, model: keras.Model, timer: MlflowEpochLogger, history: dict[str, list[float]]
+    ) -> None:
         super().__init__()
-        self.folder, self.saved = folder, model  # not self.model: fit sets that to what it trains
+        self.folder, self.saved, self.timer = folder, model, timer  # not self.model: fit sets that to what it trains
+        self.history: dict[str, list[float]] = {k: list(v) for k, v in (history or {}).items()}
+        folder.mkdir(parents=True, exist_ok=True)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        for key, value in ((logs or {}) | self.timer.times).items():
+            self.history.setdefault(key, []).append(float(value))
         partial = self.folder / f".{self.MODEL}"
         self.saved.save(partial)
         partial.replace(self.folder / self.MODEL)
-        (self.folder / self.STATE).write_text(json.dumps({"epochs_done": epoch + 1}))
+        state = self.folder / self.STATE
+        state.with_suffix(".tmp").write_text(json.dumps({"epochs_done": epoch + 1, "history": self.history}))
+        state.with_suffix(".tmp").replace(state)
+
+    @classmethod
+    def load(cls, folder: Path) -> tuple[Path | None, int, dict[str, list[float]]]:
+        """The model file, epochs done and history of the checkpoint in ``folder`` (None, 0, {} if none)."""
+        state = folder / cls.STATE
+        if not state.is_file() or not (folder / cls.MODEL).is_file():
+            return None, 0, {}
+        saved = json.loads(state.read_text())
+        return folder / cls.MODEL, int(saved["epochs_done"]), saved.get("history", {})
 
 
 class StopOnSignal(keras.callbacks.Callback):
@@ -101,6 +140,7 @@ class StopOnSignal(keras.callbacks.Callback):
     def __init__(self) -> None:
         super().__init__()
         self.received: int | None = None
+        self.stopped = False  # the KeyboardInterrupt for ``received`` was raised
         self._previous: dict[int, object] = {}
 
     def __enter__(self) -> StopOnSignal:
@@ -110,18 +150,22 @@ class StopOnSignal(keras.callbacks.Callback):
                     self._previous[signum] = signal.signal(signum, self._note)
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
         self._previous.clear()
+        if exc_type is None:  # a signal noted after fit's last hook stops the run now
+            self._stop_if_signalled()
 
     def _note(self, signum: int, frame: object) -> None:
         if self.received is not None:
+            self.stopped = True
             raise KeyboardInterrupt(f"signal {signum}")
         self.received = signum
 
     def _stop_if_signalled(self, *args: object, **kwargs: object) -> None:
-        if self.received is not None:
+        if self.received is not None and not self.stopped:
+            self.stopped = True
             raise KeyboardInterrupt(f"signal {self.received}")
 
     on_train_batch_end = on_test_batch_end = on_epoch_begin = on_epoch_end = _stop_if_signalled

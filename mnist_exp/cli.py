@@ -19,10 +19,11 @@ def tracking_uri(explicit: str | None) -> str:
 
 
 def client_for(uri: str):
-    import mlflow
+    """A client on the store at ``uri``, the fluent API pointed there too (for model URIs)."""
+    from mnist_exp import tracking
 
-    mlflow.set_tracking_uri(uri)
-    return mlflow.MlflowClient(uri)
+    tracking.use_store(uri)
+    return tracking.open_store(uri)
 
 
 def register_main(argv: list[str] | None = None) -> int:

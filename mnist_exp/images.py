@@ -59,10 +59,13 @@ def normalize(gray: np.ndarray) -> np.ndarray:
 def load_input(path: Path, image_shape: tuple[int, ...]) -> np.ndarray:
     """One model input from a PNG/JPEG (normalized as above) or a ``.npy`` array of the image shape.
 
-    Arrays may hold pixels in [0, 1] or [0, 255]; a wrong shape raises ValueError naming both shapes.
+    Arrays may hold pixels in [0, 1] or [0, 255]; a wrong shape, or a NaN or infinite value,
+    raises ValueError saying so.
     """
     if path.suffix.lower() == ".npy":
         array = np.load(path, allow_pickle=False).astype(np.float32)
+        if not np.isfinite(array).all():
+            raise ValueError(f"array holds {np.count_nonzero(~np.isfinite(array))} NaN or infinite values")
         if array.size != int(np.prod(image_shape)) or array.squeeze().shape != tuple(image_shape[:2]):
             raise ValueError(
                 f"array has shape {array.shape}; expected {tuple(image_shape)} or {tuple(image_shape[:2])}"

@@ -50,10 +50,10 @@ def main(cfg: DictConfig) -> float:
     In a sweep, a failing job is recorded as a FAILED child run and reported as
     NaN, so the other jobs run to the end and the sweep is still summarised.
     """
-    from mnist_exp import schema, sweep
+    from mnist_exp import errors, schema, sweep
     from mnist_exp.config import group_options
 
-    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)  # in a launcher's worker process too
     try:
         if not cfg.get("resume"):  # a resumed run is checked against the config it logged
             schema.validate(cfg, known_datasets=group_options("dataset"))  # before TensorFlow loads: fast errors
@@ -65,6 +65,8 @@ def main(cfg: DictConfig) -> float:
         raise SystemExit(130) from None  # the run is recorded KILLED; no traceback for a deliberate stop
     except Exception as exc:
         if not sweep.in_sweep():
+            if isinstance(exc, errors.UserError) and not errors.wants_traceback():
+                raise SystemExit(errors.report(exc)) from None
             raise
         log.exception("job failed; the sweep goes on")
         sweep.record_failure(cfg, exc)
@@ -76,9 +78,17 @@ def cli() -> None:
 
     Tearing down the interpreter with TensorFlow loaded takes 1-2 s. A finished
     single run has stored everything, so the process ends without that teardown.
-    Sweeps (worker pools to stop) and failures exit the usual way.
+    Sweeps (worker pools to stop) and failures exit the usual way. SIGTERM stops
+    the process as Ctrl-C does; a sweep it stops ends KILLED with its summary.
     """
-    main()
+    from mnist_exp import sweep
+
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        main()
+    except BaseException:
+        sweep.close_interrupted()
+        raise
     if finished_runs:
         logging.shutdown()
         sys.stdout.flush()

@@ -6,14 +6,16 @@ from dataclasses import dataclass
 
 import mlflow
 from mlflow import MlflowClient
-from mlflow.entities import Run
+from mlflow.entities import LoggedModelStatus, Run
 from mlflow.entities.model_registry import ModelVersion
 from omegaconf import DictConfig, OmegaConf
+
+from mnist_exp.errors import UserError
 
 PARENT_ROLE = "parent"
 
 
-class ModelLookupError(Exception):
+class ModelLookupError(UserError):
     """A run or model reference that does not lead to a logged model."""
 
 
@@ -40,15 +42,22 @@ def training_run(client: MlflowClient, run_id: str) -> Run:
 
 
 def logged_model_uri(run: Run) -> str:
-    """``models:/<model id>`` of the model a run logged."""
+    """``models:/<model id>`` of the newest model a run logged whole (its upload finished)."""
     models = mlflow.search_logged_models(
         experiment_ids=[run.info.experiment_id],
         filter_string=f"source_run_id = '{run.info.run_id}'",
+        order_by=[{"field_name": "creation_time", "ascending": False}],
         output_format="list",
     )
     if not models:
         raise ModelLookupError(f"run {run.info.run_id} logged no model (was it run with tracking.log_model=false?)")
-    return f"models:/{models[0].model_id}"
+    ready = [m for m in models if m.status == LoggedModelStatus.READY]
+    if not ready:
+        raise ModelLookupError(
+            f"run {run.info.run_id}: its model did not finish logging (status {models[0].status}). "
+            f"Fix: mnist-exp resume={run.info.run_id}, or mnist-exp-sync if its store was away"
+        )
+    return f"models:/{ready[0].model_id}"
 
 
 def run_config(client: MlflowClient, run: Run) -> DictConfig:
@@ -74,8 +83,16 @@ def resolve(client: MlflowClient, reference: str) -> ResolvedModel:
 
 
 def register(client: MlflowClient, run_id: str) -> ModelVersion:
-    """Register a run's model (a sweep's: its best job's) under the name its config gives."""
+    """Register a run's model (a sweep's: its best job's) under the name its config gives.
+
+    Only a FINISHED run whose model finished logging is registered.
+    """
     run = training_run(client, run_id)
+    if run.info.status != "FINISHED":
+        raise ModelLookupError(
+            f"run {run.info.run_id} is {run.info.status}, not FINISHED: its model may be missing or partial. "
+            f"Fix: mnist-exp resume={run.info.run_id}, then register it"
+        )
     name = run_config(client, run).tracking.registered_model_name
     tags = {"run_id": run.info.run_id}
     if "test_accuracy" in run.data.metrics:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import keras
 import numpy as np
 import tensorflow as tf
 from omegaconf import DictConfig
@@ -61,20 +62,45 @@ def partition(splits: Splits, dataset_cfg: DictConfig, training_cfg: DictConfig)
     )
 
 
-def batches(split: Split, num_classes: int, batch_size: int, shuffle_seed: int | None = None) -> tf.data.Dataset:
+class EpochOrder(keras.callbacks.Callback):
+    """The order of the training images in each epoch, from the seed and the epoch number alone.
+
+    Not from how many passes this process has made: a run resumed at epoch k takes
+    epoch k's images in the order an uninterrupted run would. Fit tells it the epoch
+    as the epoch begins (it is a callback), before the epoch's data is drawn.
+    """
+
+    def __init__(self, seed: int, size: int) -> None:
+        super().__init__()
+        self.seed, self.size = seed, size
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch.assign(epoch)
+
+    def indices(self) -> tf.data.Dataset:
+        """The image indices of the current epoch, in its order (drawn when a pass begins)."""
+
+        def shuffled(_: tf.Tensor) -> tf.Tensor:
+            seed = tf.stack([tf.constant(self.seed, tf.int64), self.epoch.read_value()])
+            return tf.random.experimental.stateless_shuffle(tf.range(self.size, dtype=tf.int64), seed=seed)
+
+        order = tf.data.Dataset.from_tensors(0).map(shuffled).unbatch()
+        return order.apply(tf.data.experimental.assert_cardinality(self.size))
+
+
+def batches(split: Split, num_classes: int, batch_size: int, order: EpochOrder | None = None) -> tf.data.Dataset:
     """One pass of scaled images and one-hot labels in batches, prefetched.
 
-    With ``shuffle_seed``, every pass (every epoch) takes the images in a new seeded
-    order. The pipeline is finite on purpose: Keras counts an epoch's steps from it
-    and ends the last ``steps_per_execution`` chunk where the data ends. (Fitted as
-    an endless pipeline with ``steps_per_epoch``, Keras 3 runs whole chunks: 768
-    steps instead of 750 per epoch for the reference run.)
+    With ``order``, each epoch takes the images in that epoch's order; without, in
+    their stored order. The pipeline is finite on purpose: Keras counts an epoch's
+    steps from it and ends the last ``steps_per_execution`` chunk where the data
+    ends. (Fitted as an endless pipeline with ``steps_per_epoch``, Keras 3 runs
+    whole chunks: 768 steps instead of 750 per epoch for the reference run.)
     """
     images, labels = tf.constant(split.images), tf.constant(split.labels)
-    order = tf.data.Dataset.range(len(split))
-    if shuffle_seed is not None:
-        order = order.shuffle(len(split), seed=shuffle_seed, reshuffle_each_iteration=True)
-    dataset = order.batch(batch_size).map(
+    indices = order.indices() if order is not None else tf.data.Dataset.range(len(split))
+    dataset = indices.batch(batch_size).map(
         lambda i: (scale(tf.gather(images, i)), tf.one_hot(tf.gather(labels, i), num_classes))
     )
     return dataset.prefetch(2).with_options(fixed_pipeline())

@@ -1,56 +1,79 @@
-"""Continue a run that was cut short: its logged config and last checkpoint."""
+"""Continue a run that was cut short: its logged config, its last checkpoint, what its store missed."""
 
 from __future__ import annotations
 
-import json
-import tempfile
+import contextlib
+import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from mnist_exp import schema, tracking
 from mnist_exp.callbacks import EpochCheckpoint
-from mnist_exp.models import run_config
+from mnist_exp.tracking.record import RUN_INFO, STAGED, open_folder
 
+log = logging.getLogger(__name__)
 CHECKPOINT_DIR = "checkpoint"
+CONFIG_FILE = "config.yaml"
 
 
-def log_checkpoint(folder: Path) -> None:
-    """Attach the last completed epoch's checkpoint to the active run (never a half-written save)."""
-    for name in (EpochCheckpoint.MODEL, EpochCheckpoint.STATE):
-        if (folder / name).exists():
-            mlflow.log_artifact(str(folder / name), CHECKPOINT_DIR)
+def run_folder(tracking_cfg: DictConfig, run_id: str) -> Path:
+    """A run's local folder: its checkpoint and the journal of writes its store has not taken yet."""
+    return Path(tracking_cfg.runs_dir).expanduser().resolve() / run_id
 
 
-def resume_point(cfg: DictConfig) -> tuple[DictConfig, Path, int]:
-    """The config, checkpoint file and completed epochs of the run ``cfg.resume`` names."""
-    tracking.check_store(cfg.tracking.uri)
-    client = mlflow.MlflowClient(cfg.tracking.uri)
+def checkpoint_folder(folder: Path) -> Path:
+    return folder / CHECKPOINT_DIR
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """Where a run continues: its config, its checkpoint (None: from the start), epochs done and their history."""
+
+    cfg: DictConfig
+    model_file: Path | None
+    epochs_done: int
+    history: dict[str, list[float]]
+
+
+def logged_config(client: mlflow.MlflowClient, run_id: str, folder: Path) -> DictConfig:
+    """The resolved config a run logged, from its local folder if it is there, else from the store."""
+    local = folder / STAGED / CONFIG_FILE
+    return OmegaConf.load(local if local.is_file() else client.download_artifacts(run_id, CONFIG_FILE))
+
+
+def resume_point(cfg: DictConfig) -> ResumePoint:
+    """The config, checkpoint and completed epochs of the run ``cfg.resume`` names.
+
+    Writes the run's journal holds are pushed first. The checkpoint comes from the
+    run's local folder, else from the store; a run stopped before its first epoch
+    ended starts again from the beginning, in the same run.
+    """
+    uri = cfg.tracking.uri
+    client = tracking.open_store(uri)
     try:
         run = client.get_run(cfg.resume)
     except mlflow.exceptions.MlflowException as exc:
-        raise schema.ConfigError(f"resume: no run {cfg.resume} in {cfg.tracking.uri}") from exc
+        raise schema.ConfigError(f"resume: no run {cfg.resume} in {uri}. Fix: check the run id and the store") from exc
+    folder = run_folder(cfg.tracking, run.info.run_id)
+    if (folder / RUN_INFO).is_file() and open_folder(folder, client).flush():
+        run = client.get_run(cfg.resume)
     if run.info.status == "FINISHED":
         raise schema.ConfigError(f"resume: run {cfg.resume} already FINISHED; nothing to resume")
     try:
-        folder = Path(client.download_artifacts(run.info.run_id, CHECKPOINT_DIR, tempfile.mkdtemp()))
+        original = logged_config(client, run.info.run_id, folder)
     except (mlflow.exceptions.MlflowException, OSError) as exc:
-        raise schema.ConfigError(f"resume: run {cfg.resume} logged no checkpoint (it ended before an epoch)") from exc
-    state = json.loads((folder / EpochCheckpoint.STATE).read_text())
-    original = run_config(client, run)
+        raise schema.ConfigError(f"resume: run {cfg.resume} logged no {CONFIG_FILE}; it cannot be resumed") from exc
     original.resume = cfg.resume
-    return original, folder / EpochCheckpoint.MODEL, int(state["epochs_done"])
-
-
-def full_history(run_id: str) -> dict[str, list[float]]:
-    """A resumed run's whole per-epoch history, from MLflow, in Keras's key names."""
-    client = mlflow.MlflowClient()
-    history = {}
-    for key in ("accuracy", "loss", "val_accuracy", "val_loss"):
-        points = sorted(
-            client.get_metric_history(run_id, key if key.startswith("val_") else f"train_{key}"), key=lambda m: m.step
+    checkpoint = checkpoint_folder(run_folder(original.tracking, run.info.run_id))
+    if EpochCheckpoint.load(checkpoint)[0] is None:
+        with contextlib.suppress(mlflow.exceptions.MlflowException, OSError):  # none: stopped before an epoch ended
+            client.download_artifacts(run.info.run_id, CHECKPOINT_DIR, str(checkpoint.parent))
+    model_file, epochs_done, history = EpochCheckpoint.load(checkpoint)
+    if model_file is None:
+        log.info(
+            "run %s has no checkpoint (stopped before its first epoch ended): training from the start", run.info.run_id
         )
-        if points:
-            history[key] = [m.value for m in points]
-    return history
+    return ResumePoint(original, model_file, epochs_done, history)

@@ -11,11 +11,16 @@ from typing import Annotated, Any, Literal
 from omegaconf import DictConfig, OmegaConf
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from mnist_exp.errors import UserError
+
 PositiveInt = Annotated[int, Field(ge=1)]
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
-class ConfigError(ValueError):
+FIX = "change the value on the command line or in its YAML file (mnist-exp --cfg job shows the composed config)"
+
+
+class ConfigError(UserError, ValueError):
     """A config value is out of its type or range; the message names each field and the fix."""
 
 
@@ -91,7 +96,7 @@ class Training(Strict):
     seed: int
     shuffle: bool
     eval_batch_size: PositiveInt
-    precision: Literal["float32", "mixed_bfloat16"]
+    precision: Literal["auto", "float32", "mixed_bfloat16", "mixed_float16"]
     steps_per_execution: PositiveInt
     threads: Annotated[int, Field(ge=0)]
     batch_shards: Annotated[int, Field(ge=0)]
@@ -109,6 +114,9 @@ class Tracking(Strict):
     log_model: bool
     registered_model_name: str
     tags: dict[str, str]
+    runs_dir: str
+    request_timeout_s: Annotated[float, Field(gt=0)]
+    retry_s: Annotated[float, Field(ge=0)]
 
 
 class Objective(Strict):
@@ -171,5 +179,7 @@ def validate(cfg: DictConfig, known_datasets: list[str] | None = None) -> None:
         problems = [describe(error) for error in exc.errors()]
     if known_datasets is not None and cfg.dataset.name not in known_datasets:
         problems.append(f"dataset.name: unknown dataset {cfg.dataset.name!r}; choose from {', '.join(known_datasets)}")
+    if len(problems) == 1:
+        raise ConfigError(f"invalid config: {problems[0]}. Fix: {FIX}")
     if problems:
-        raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+        raise ConfigError(f"invalid config, {len(problems)} problems:\n  " + "\n  ".join(problems) + f"\nFix: {FIX}")

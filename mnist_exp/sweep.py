@@ -50,8 +50,8 @@ def job_tags() -> dict[str, str]:
 
 
 def error_tags(exc: BaseException) -> dict[str, str]:
-    """The error of a failed job, short enough for a tag."""
-    return {ERROR_TAG: f"{type(exc).__name__}: {exc}"[:4000]}
+    """The error of a failed run, short enough for a tag (an error may name its own tags, as a divergence does)."""
+    return getattr(exc, "tags", None) or {ERROR_TAG: f"{type(exc).__name__}: {exc}"[:4000]}
 
 
 def record_failure(cfg: DictConfig, exc: BaseException) -> None:
@@ -78,7 +78,7 @@ def record_failure(cfg: DictConfig, exc: BaseException) -> None:
         return
     tags = {"mlflow.parentRunId": parent, **job_tags(), **error_tags(exc)}
     tags["hydra.overrides"] = " ".join(hydra_overrides())
-    run = client.create_run(experiment_id, run_name=cfg.tracking.run_name, tags=tags)
+    run = client.create_run(experiment_id, run_name=f"{cfg.tracking.run_name}-{job}", tags=tags)
     try:
         params = tracking.flatten(OmegaConf.to_container(cfg, resolve=True))
     except Exception:  # an unresolvable config is what failed: record the error alone
@@ -89,37 +89,87 @@ def record_failure(cfg: DictConfig, exc: BaseException) -> None:
 
 
 class MlflowSweepCallback(Callback):
-    """Opens the sweep's parent run before the jobs and summarises them after."""
+    """Opens the sweep's parent run before the jobs and summarises them after.
+
+    If the parent cannot be opened the sweep stops there, loudly (Hydra would
+    only warn and run the jobs as orphans). A sweep stopped by Ctrl-C or SIGTERM
+    is closed by ``close_interrupted``: its parent ends KILLED with a summary.
+    """
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from mlflow import MlflowClient
+        from mnist_exp import errors, tracking
 
-        from mnist_exp import tracking
-
-        experiment_id = tracking.connect(config.tracking)  # creates and migrates the store once, here
-        sweep_dir = Path(config.hydra.sweep.dir).resolve()
-        tags = {
-            "sweep.dir": str(sweep_dir),
-            "sweep.overrides": " ".join(config.hydra.overrides.task),
-            "sweep.role": "parent",
-        }
-        name = f"{config.tracking.experiment_name}-sweep-{sweep_dir.name}"
-        run = MlflowClient(config.tracking.uri).create_run(experiment_id, run_name=name, tags=tags)
-        os.environ[PARENT_ENV] = run.info.run_id
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        record = {"parent_run_id": run.info.run_id, "tracking_uri": config.tracking.uri}
-        (sweep_dir / SWEEP_RECORD).write_text(json.dumps(record, indent=2) + "\n")
-        log.info("MLflow parent run %s (%s)", run.info.run_id, name)
+        try:
+            run_id = open_parent(config)
+        except Exception as exc:  # raised here, Hydra would warn and go on
+            if errors.wants_traceback():
+                raise SystemExit(1) from exc
+            raise SystemExit(
+                errors.report(
+                    exc if isinstance(exc, errors.UserError) else tracking.store_error(config.tracking.uri, exc)
+                )
+            ) from None
+        os.environ[PARENT_ENV] = run_id
+        OPEN_SWEEPS[run_id] = config
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from mlflow import MlflowClient
-
-        from mnist_exp import report
-
         parent = os.environ.pop(PARENT_ENV, None)
-        if parent is None:
-            return
-        client = MlflowClient(config.tracking.uri)
-        summary = report.publish(client, parent, Path(config.hydra.sweep.dir), config.objective)
-        status = "FINISHED" if summary.finished else "FAILED"
-        client.set_terminated(parent, status)
+        if parent is not None:
+            close(config, parent, interrupted=False)
+
+
+# Sweeps this process opened and has not closed yet: parent run id -> the sweep's config.
+OPEN_SWEEPS: dict[str, DictConfig] = {}
+
+
+def open_parent(config: DictConfig) -> str:
+    """Create the store if needed and the sweep's parent run; record it in the sweep folder."""
+    from mnist_exp import tracking
+
+    experiment_id = tracking.connect(config.tracking)  # creates and migrates the store once, here
+    sweep_dir = Path(config.hydra.sweep.dir).resolve()
+    tags = {
+        "sweep.dir": str(sweep_dir),
+        "sweep.overrides": " ".join(config.hydra.overrides.task),
+        "sweep.role": "parent",
+    }
+    name = f"{config.tracking.experiment_name}-sweep-{sweep_dir.name}"
+    run = tracking.open_store(config.tracking.uri).create_run(experiment_id, run_name=name, tags=tags)
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    record = {"parent_run_id": run.info.run_id, "tracking_uri": config.tracking.uri}
+    (sweep_dir / SWEEP_RECORD).write_text(json.dumps(record, indent=2) + "\n")
+    log.info("MLflow parent run %s (%s)", run.info.run_id, name)
+    return run.info.run_id
+
+
+def close(config: DictConfig, parent: str, interrupted: bool) -> None:
+    """Summarise the sweep onto its parent and end it: FINISHED, FAILED (no job finished) or KILLED.
+
+    An interrupted sweep's jobs still marked RUNNING (their worker was stopped before
+    it could say so) end KILLED; their checkpoints stay in their run folders for ``resume``.
+    """
+    from mlflow import MlflowClient
+
+    from mnist_exp import report
+
+    OPEN_SWEEPS.pop(parent, None)
+    client = MlflowClient(config.tracking.uri)
+    if interrupted:
+        for run in report.children(client, parent):
+            if run.info.status == "RUNNING":
+                client.set_terminated(run.info.run_id, "KILLED")
+    summary = report.publish(client, parent, Path(config.hydra.sweep.dir), config.objective)
+    status = "KILLED" if interrupted else "FINISHED" if summary.finished else "FAILED"
+    client.set_terminated(parent, status)
+    if interrupted:
+        log.warning("sweep interrupted: parent run %s ends KILLED with the summary of what finished", parent)
+
+
+def close_interrupted() -> None:
+    """End every sweep this process opened and did not close: what a Ctrl-C or SIGTERM left open."""
+    for parent, config in list(OPEN_SWEEPS.items()):
+        os.environ.pop(PARENT_ENV, None)
+        try:
+            close(config, parent, interrupted=True)
+        except Exception:  # the store may be what failed; the stop goes on
+            log.exception("could not close the interrupted sweep's parent run %s", parent)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import socket
@@ -26,7 +27,7 @@ def wait_for_port(host: str, port: int, process: subprocess.Popen, timeout: floa
 
 
 def serve(command: list[str], host: str, port: int, label: str, timeout: float) -> int:
-    """Run an MLflow server until Ctrl-C or SIGTERM; print its address once it answers.
+    """Run an MLflow server until Ctrl-C or SIGTERM stops it and its children; print its address once it answers.
 
     The server's own log goes to stderr; stdout carries only the address line.
     """
@@ -34,16 +35,21 @@ def serve(command: list[str], host: str, port: int, label: str, timeout: float) 
     start = time.monotonic()
     process = subprocess.Popen(command, env=env, stdout=sys.stderr, start_new_session=True)
 
-    def stop(*_: object) -> None:
-        if process.poll() is None:
+    def stop() -> None:
+        """SIGTERM to the server's process group; what is left after 3 s (workers included) gets SIGKILL."""
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=3)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
-    signal.signal(signal.SIGTERM, lambda *_: (stop(), sys.exit(0)))
+    def interrupt(*_: object) -> None:
+        # Unwind the main thread (which may be waiting on the child, holding its lock) and stop below.
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
     try:
         if not wait_for_port(host, port, process, timeout):
             why = (

@@ -148,6 +148,33 @@ def interruptible() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+def launch(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """``python -m args`` in ``cwd``, its output merged into one unbuffered text pipe, Ctrl-C reaching it."""
+    return subprocess.Popen(
+        [sys.executable, "-m", *args],
+        cwd=cwd,
+        # mlflow.set_tracking_uri in this process sets MLFLOW_TRACKING_URI: the child must not inherit it
+        env={k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+        | {"PYTHONUNBUFFERED": "1"}
+        | (env or {}),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=interruptible,
+    )
+
+
+def runs_in(store: Path) -> list:
+    """Every run in the SQLite store under ``store`` (none if there is no store yet)."""
+    from mlflow import MlflowClient
+
+    database = store / "mlflow.db"
+    if not database.exists():
+        return []
+    client = MlflowClient(f"sqlite:///{database}")
+    return client.search_runs([e.experiment_id for e in client.search_experiments()])
+
+
 @contextlib.contextmanager
 def serving(command: list[str], port: int) -> Iterator[str]:
     """Run an mnist-exp server command; yield the line with its address; stop it with Ctrl-C.

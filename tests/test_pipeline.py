@@ -6,7 +6,7 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from mnist_exp.data import Splits
-from mnist_exp.pipeline import Split, batches, partition, split_sizes
+from mnist_exp.pipeline import EpochOrder, Split, batches, partition, split_sizes
 
 
 def numbered(n: int) -> Split:
@@ -38,14 +38,23 @@ def test_partition_holds_out_a_seeded_validation_split() -> None:
     assert {tuple(i.ravel()) for i in first.train.images} | {tuple(i.ravel()) for i in first.val.images} == rows
 
 
-def test_every_pass_sees_each_image_once_in_a_new_order() -> None:
-    pipeline = batches(numbered(100), num_classes=10, batch_size=32, shuffle_seed=1)
-    epochs = [list(pipeline), list(pipeline)]
-    orders = [[i for images, _ in epoch for i in indices(images.numpy())] for epoch in epochs]
-    assert [len(images) for images, _ in epochs[0]] == [32, 32, 32, 4]
+def test_every_epoch_sees_each_image_once_in_its_own_order() -> None:
+    order = EpochOrder(seed=1, size=100)
+    pipeline = batches(numbered(100), num_classes=10, batch_size=32, order=order)
+
+    def epoch(number: int) -> list[int]:
+        order.on_epoch_begin(number)
+        return [i for images, _ in pipeline for i in indices(images.numpy())]
+
+    assert [len(images) for images, _ in pipeline] == [32, 32, 32, 4]
     assert int(pipeline.cardinality()) == 4  # Keras counts an epoch's steps from this
-    assert sorted(orders[0]) == sorted(orders[1]) == list(range(100))
-    assert orders[0] != orders[1] and orders[0] != list(range(100))
+    first, second = epoch(0), epoch(1)
+    assert sorted(first) == sorted(second) == list(range(100))
+    assert first != second and first != list(range(100))
+    assert epoch(0) == first  # an epoch's order depends on the seed and the epoch, not on the passes before
+    resumed = EpochOrder(seed=1, size=100)
+    resumed.on_epoch_begin(1)
+    assert [i for images, _ in batches(numbered(100), 10, 32, resumed) for i in indices(images.numpy())] == second
 
 
 def test_batches_are_scaled_to_the_unit_range_with_one_hot_labels() -> None:

@@ -124,3 +124,20 @@ def test_register_takes_the_best_job_of_a_sweep(capsys, store_uri, run_id) -> No
 def test_unknown_model_is_a_clear_error(capsys, store_uri) -> None:
     assert predict_main(["--model", "models:/nope/1", "--tracking-uri", store_uri, "x.png"]) == 2
     assert f"no model models:/nope/1 in {store_uri}" in capsys.readouterr().err
+
+
+def test_register_refuses_a_run_that_did_not_finish(capsys, store_uri, run_id) -> None:
+    client = MlflowClient(store_uri)
+    killed = client.create_run(client.get_run(run_id).info.experiment_id)
+    client.set_terminated(killed.info.run_id, "KILLED")
+    assert register_main([killed.info.run_id, "--tracking-uri", store_uri]) == 1
+    error = capsys.readouterr().err
+    assert f"error: run {killed.info.run_id} is KILLED, not FINISHED" in error
+    assert f"Fix: mnist-exp resume={killed.info.run_id}" in error
+
+
+def test_predict_refuses_an_array_that_is_not_finite(capsys, tmp_path, store_uri, run_id) -> None:
+    broken = tmp_path / "nan.npy"
+    np.save(broken, np.full((28, 28), np.nan, dtype=np.float32))
+    assert predict_main(["--model", run_id, "--tracking-uri", store_uri, str(broken)]) == 1
+    assert capsys.readouterr().out.strip() == f"{broken}: error: ValueError: array holds 784 NaN or infinite values"

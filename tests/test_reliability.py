@@ -2,30 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-import mlflow
 import pytest
-from conftest import FAST, interruptible
+from conftest import FAST, launch, runs_in
 from mlflow import MlflowClient
 
 from mnist_exp.config import compose
 from mnist_exp.schema import ConfigError
 from mnist_exp.tracking import TrackingError
 from mnist_exp.train import train
-
-
-def runs_in(store: Path) -> list[mlflow.entities.Run]:
-    database = store / "mlflow.db"
-    if not database.exists():
-        return []
-    client = MlflowClient(f"sqlite:///{database}")
-    return client.search_runs([e.experiment_id for e in client.search_experiments()])
 
 
 @pytest.mark.parametrize(
@@ -95,19 +84,6 @@ def test_identical_config_is_skipped_and_reports_the_earlier_run(tmp_path, synth
     changed = train(compose([*overrides, "optimizer.lr=0.002"]))
     assert "skipped" not in changed
     assert len(runs_in(tmp_path)) == 2
-
-
-def launch(tmp_path: Path, *args: str) -> subprocess.Popen:
-    env = os.environ | {"PYTHONUNBUFFERED": "1"}  # the autouse fixture already dropped MLFLOW_TRACKING_URI
-    return subprocess.Popen(
-        [sys.executable, "-m", *args],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        preexec_fn=interruptible,
-    )
 
 
 def test_interrupted_run_ends_killed_and_resume_completes_it(tmp_path, synthetic) -> None:

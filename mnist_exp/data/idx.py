@@ -14,10 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
+from mnist_exp.errors import UserError
+
 UBYTE = 0x08
 
 
-class DataError(Exception):
+class DataError(UserError):
     """A dataset file is missing, damaged or not what the config says it is.
 
     ``reason`` says what is wrong; the message adds ``fix``, the command that repairs it.

@@ -1,0 +1,250 @@
+"""One run's record in the store: every write retried within a bound, then journaled until the store answers.
+
+A run writes its params, metrics, tags, artifacts, model and final status through
+``RunRecord``. A write the store does not take (a SQLite lock, a server that is
+down) is retried with growing pauses for up to ``retry_s`` seconds; after that, or
+at once when the run is stopping, it goes to a journal in the run's local folder
+(``journal.jsonl``, with copies of its files), and later writes queue behind it.
+The journal is replayed, in order, whenever the store answers again: at the next
+write, when the run ends, or by ``mnist-exp-sync`` and ``resume``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+JOURNAL = "journal.jsonl"
+STAGED = "files"  # artifacts as they will be uploaded: files/<artifact path>/<name>
+RUN_INFO = "run.json"
+MODEL_FILE = "model.keras"
+# Errors that no retry will mend: a wrong value or a run that does not exist.
+PERMANENT = frozenset({"INVALID_PARAMETER_VALUE", "RESOURCE_ALREADY_EXISTS", "RESOURCE_DOES_NOT_EXIST", "BAD_REQUEST"})
+
+
+def artifact_dir(artifact_file: str) -> str:
+    """The folder part of an artifact's path: ``plots`` for ``plots/x.png``, empty for ``x.txt``."""
+    parent = Path(artifact_file).parent.as_posix()
+    return "" if parent == "." else parent
+
+
+class StoreAwayError(Exception):
+    """The store did not take a write within the retry bound."""
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """An error no retry mends: anything but a store's or a connection's failure, or a wrong value."""
+    from sqlalchemy.exc import DBAPIError
+
+    if isinstance(exc, MlflowException):
+        return exc.error_code in PERMANENT
+    return not isinstance(exc, OSError | DBAPIError)
+
+
+def retrying(call: Callable[[], T], retry_s: float, stopping: threading.Event, what: str) -> T:
+    """``call()``, retried with pauses of 0.5, 1, 2 ... 8 s for up to ``retry_s`` seconds.
+
+    Raises StoreAwayError once the bound has passed or ``stopping`` is set; errors that
+    no retry mends are raised as they are.
+    """
+    deadline, pause, warned = time.monotonic() + retry_s, 0.5, False
+    while True:
+        try:
+            return call()
+        except Exception as exc:
+            if is_permanent(exc):
+                raise
+            left = deadline - time.monotonic()
+            if left <= 0 or stopping.is_set():
+                raise StoreAwayError(f"{type(exc).__name__}: {str(exc).strip()[:300]}") from exc
+            if not warned:
+                log.warning("the store did not take %s (%s); retrying for up to %.0f s", what, exc, left)
+                warned = True
+            stopping.wait(min(pause, left))
+            pause = min(pause * 2, 8.0)
+
+
+class RunRecord:
+    """Writes one run's record to the store through a journal that survives the store's absence."""
+
+    def __init__(self, client: MlflowClient, run_id: str, folder: Path, retry_s: float) -> None:
+        self.client, self.run_id, self.folder, self.retry_s = client, run_id, folder, retry_s
+        self.stopping = threading.Event()  # set when the run stops: no more waiting on the store
+        self._lock = threading.RLock()
+        folder.mkdir(parents=True, exist_ok=True)
+        info = {"run_id": run_id, "tracking_uri": client.tracking_uri}
+        (folder / RUN_INFO).write_text(json.dumps(info, indent=2) + "\n")
+
+    # What a run writes.
+
+    def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
+        stamp = int(time.time() * 1000)
+        self._write({"op": "batch", "metrics": [[key, float(v), stamp, step] for key, v in metrics.items()]})
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        items = [[key, str(value)] for key, value in params.items()]
+        for start in range(0, len(items), 100):  # MLflow takes at most 100 params per batch
+            self._write({"op": "batch", "params": items[start : start + 100]})
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        self._write({"op": "batch", "tags": [[key, str(value)] for key, value in tags.items()]})
+
+    def log_file(self, source: Path, artifact_path: str) -> None:
+        """Upload a copy of ``source`` as ``<artifact_path>/<name>`` (the copy outlives later changes to it)."""
+        staged = self.folder / STAGED / artifact_path / source.name
+        staged.parent.mkdir(parents=True, exist_ok=True)
+        if source.resolve() != staged.resolve():
+            shutil.copyfile(source, staged)
+        self._write({"op": "artifact", "path": str(staged), "artifact_path": artifact_path})
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        self._staged(artifact_file).write_text(text)
+        self.log_file(self._staged(artifact_file), artifact_dir(artifact_file))
+
+    def log_figure(self, figure: Any, artifact_file: str) -> None:
+        figure.savefig(self._staged(artifact_file))
+        self.log_file(self._staged(artifact_file), artifact_dir(artifact_file))
+
+    def log_model(self, model: Any, signature: dict, requirements: list[str]) -> None:
+        """Log a Keras model as the run's MLflow model; saved as a ``.keras`` file while the store is away."""
+        path = self._staged(MODEL_FILE)
+        entry = {"op": "model", "path": str(path), "signature": signature, "requirements": requirements}
+        self._write(entry, apply=lambda: self._log_model(entry, model), keep=lambda: model.save(path))
+
+    def _staged(self, artifact_file: str) -> Path:
+        path = self.folder / STAGED / artifact_file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def terminate(self, status: str) -> None:
+        self._write({"op": "terminate", "status": status, "end_time": int(time.time() * 1000)})
+
+    # The journal.
+
+    @property
+    def journal(self) -> Path:
+        return self.folder / JOURNAL
+
+    def pending(self) -> list[dict]:
+        """The journaled writes the store has not taken yet, oldest first."""
+        if not self.journal.is_file():
+            return []
+        return [json.loads(line) for line in self.journal.read_text().splitlines() if line.strip()]
+
+    def flush(self, retry_s: float = 0.0) -> bool:
+        """Replay the journal into the store, in order; True when nothing is left in it."""
+        with self._lock:
+            entries = self.pending()
+            while entries:
+                try:
+                    retrying(lambda: self._apply(entries[0]), retry_s, self.stopping, "the journal")
+                except StoreAwayError:
+                    return False
+                entries.pop(0)
+                self._rewrite(entries)
+            return True
+
+    def close(self) -> bool:
+        """Push what is journaled; remove the folder once the record is whole. True when it is."""
+        whole = self.flush(0 if self.stopping.is_set() else self.retry_s)
+        if not whole:
+            log.warning(
+                "run %s: the store %s did not take %d writes; they are kept in %s. "
+                "Push them when it answers again: mnist-exp-sync %s",
+                self.run_id,
+                self.client.tracking_uri,
+                len(self.pending()),
+                self.journal,
+                self.folder,
+            )
+        return whole
+
+    def _write(
+        self, entry: dict, apply: Callable[[], None] | None = None, keep: Callable[[], None] | None = None
+    ) -> None:
+        """Apply ``entry`` (or ``apply()``) within the retry bound, else journal it (after ``keep()``)."""
+        with self._lock:
+            if not self.flush():  # queue behind what is already waiting
+                self._append(entry, keep)
+                return
+            try:
+                retrying(apply or (lambda: self._apply(entry)), self.retry_s, self.stopping, entry["op"])
+            except StoreAwayError as exc:
+                log.warning("run %s: journaling writes from now on (%s)", self.run_id, exc)
+                self._append(entry, keep)
+            except BaseException as exc:  # Ctrl-C or SIGTERM while retrying: keep the write, then stop
+                if not is_permanent(exc):
+                    self._append(entry, keep)
+                raise
+
+    def _append(self, entry: dict, keep: Callable[[], None] | None = None) -> None:
+        if keep is not None:
+            keep()
+        with self.journal.open("a") as journal:
+            journal.write(json.dumps(entry) + "\n")
+
+    def _rewrite(self, entries: list[dict]) -> None:
+        partial = self.journal.with_suffix(".tmp")
+        partial.write_text("".join(json.dumps(e) + "\n" for e in entries))
+        partial.replace(self.journal)
+
+    def _apply(self, entry: dict) -> None:
+        op = entry["op"]
+        if op == "batch":
+            self.client.log_batch(
+                self.run_id,
+                metrics=[Metric(k, v, stamp, step) for k, v, stamp, step in entry.get("metrics", [])],
+                params=[Param(k, v) for k, v in entry.get("params", [])],
+                tags=[RunTag(k, v) for k, v in entry.get("tags", [])],
+            )
+        elif op == "artifact":
+            self.client.log_artifact(self.run_id, entry["path"], entry["artifact_path"] or None)
+        elif op == "model":
+            import keras
+
+            self._log_model(entry, keras.models.load_model(entry["path"]))
+        elif op == "terminate":
+            self.client.set_terminated(self.run_id, entry["status"], end_time=entry["end_time"])
+        else:
+            raise ValueError(f"unknown journal entry {op!r} in {self.journal}")
+
+    def _log_model(self, entry: dict, model: Any) -> None:
+        import mlflow
+        import mlflow.keras
+        from mlflow.models import Model, ModelSignature
+
+        from mnist_exp.tracking import use_store
+
+        use_store(self.client.tracking_uri)  # Model.log writes through the fluent API's store
+        logged = mlflow.initialize_logged_model(  # in the run's experiment, whatever experiment is active
+            name="model", source_run_id=self.run_id, experiment_id=self.client.get_run(self.run_id).info.experiment_id
+        )
+        Model.log(
+            artifact_path=None,
+            name="model",
+            flavor=mlflow.keras,
+            run_id=self.run_id,
+            model_id=logged.model_id,
+            model=model,
+            signature=ModelSignature.from_dict(entry["signature"]),
+            pip_requirements=entry["requirements"],
+        )
+
+
+def open_folder(folder: Path, client: MlflowClient | None = None, retry_s: float = 0.0) -> RunRecord:
+    """The RunRecord of a run folder written earlier (its run id and store from ``run.json``)."""
+    info = json.loads((folder / RUN_INFO).read_text())
+    return RunRecord(client or MlflowClient(info["tracking_uri"]), info["run_id"], folder, retry_s)
