@@ -65,9 +65,12 @@ def learning_rate(cfg: DictConfig) -> float | keras.optimizers.schedules.Learnin
     )
 
 
-def compile_model(cfg: DictConfig) -> keras.Model:
-    """The configured model in the configured precision, compiled with its optimizer, loss and accuracy."""
-    keras.mixed_precision.set_global_policy(cfg.training.precision)
+def compile_model(cfg: DictConfig, precision: str = "float32", jit_compile: bool = False) -> keras.Model:
+    """The configured model in ``precision`` (a Keras dtype policy), compiled with its optimizer, loss and accuracy.
+
+    Under ``mixed_float16`` Keras scales the loss itself (its LossScaleOptimizer).
+    """
+    keras.mixed_precision.set_global_policy(precision)
     model = build_model(cfg.model, cfg.dataset)
     try:
         optimizer = instantiate(cfg.optimizer, lr=learning_rate(cfg))
@@ -78,6 +81,10 @@ def compile_model(cfg: DictConfig) -> keras.Model:
     except ValueError as exc:
         raise ConfigError(f"model.loss: unknown loss {cfg.model.loss!r}") from exc
     model.compile(
-        optimizer=optimizer, loss=loss, metrics=["accuracy"], steps_per_execution=cfg.training.steps_per_execution
+        optimizer=optimizer,
+        loss=loss,
+        metrics=["accuracy"],
+        steps_per_execution=cfg.training.steps_per_execution,
+        jit_compile=jit_compile,
     )
     return model

@@ -1,4 +1,4 @@
-"""How a training job spreads over its CPU threads: each op split across them, or each batch.
+"""Batches in shards, and TensorFlow's thread pools, as a job's ``Plan`` says.
 
 On a few CPU cores the convolutions of one 64-image batch do not split well
 across threads (they wait on each other). Split into one part per thread, each
@@ -10,56 +10,13 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
-from dataclasses import dataclass
 
 import keras
 import tensorflow as tf
-from hydra.utils import get_class
-from omegaconf import DictConfig
 
-from mnist_exp.schema import ConfigError
+from mnist_exp.plan import Plan
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Plan:
-    """Batch parts, and TensorFlow's threads per op and between ops (0: its default)."""
-
-    shards: int
-    intra_op_threads: int
-    inter_op_threads: int
-
-
-def batch_statistics_layers(model_cfg: DictConfig) -> list[str]:
-    """The model's layers whose output depends on the other images in the batch (BatchNormalization)."""
-    found = []
-    for name, spec in model_cfg.layers.items():
-        try:
-            if issubclass(get_class(spec._target_), keras.layers.BatchNormalization):
-                found.append(name)
-        except (ImportError, ValueError, TypeError):  # not a class: building the layer reports it
-            pass
-    return found
-
-
-def plan(training_cfg: DictConfig, model_cfg: DictConfig) -> Plan:
-    """Resolve ``training.batch_shards`` and ``training.threads`` for this machine and model."""
-    threads, shards = training_cfg.threads, training_cfg.batch_shards
-    batch_stats = batch_statistics_layers(model_cfg)
-    if shards > 1 and batch_stats:
-        raise ConfigError(
-            f"training.batch_shards={shards}: model.layers.{batch_stats[0]} normalises with batch statistics, "
-            "which split batches would change; set training.batch_shards=1 (or 0, which picks 1 here)"
-        )
-    if shards == 0:
-        on_gpu = bool(tf.config.list_physical_devices("GPU"))
-        cores = threads or len(os.sched_getaffinity(0))
-        shards = 1 if on_gpu or batch_stats else min(cores, training_cfg.batch_size)
-    if shards == 1:
-        return Plan(1, threads, threads)
-    return Plan(shards, 1, threads or shards)
 
 
 def set_threads(plan: Plan) -> None:

@@ -1,8 +1,6 @@
-"""Batch shards learn what whole batches learn, and each machine and model gets its thread plan."""
+"""Batch shards learn what whole batches learn."""
 
 from __future__ import annotations
-
-import os
 
 import keras
 import numpy as np
@@ -10,9 +8,7 @@ import pytest
 
 from mnist_exp.config import compose
 from mnist_exp.model import compile_model
-from mnist_exp.parallel import Plan, in_shards, plan
-
-BATCH_NORM = "+model.layers.norm={_target_: keras.layers.BatchNormalization}"
+from mnist_exp.parallel import in_shards
 
 
 def test_a_step_in_uneven_shards_learns_what_a_whole_batch_step_learns(tmp_path) -> None:
@@ -47,26 +43,3 @@ def test_predictions_in_shards_match_even_for_fewer_images_than_shards() -> None
 def test_one_shard_trains_the_model_itself() -> None:
     model = compile_model(compose())
     assert in_shards(model, 1) is model
-
-
-@pytest.mark.parametrize(
-    ("overrides", "expected"),
-    [
-        (["training.threads=3"], Plan(shards=3, intra_op_threads=1, inter_op_threads=3)),
-        (["training.threads=1"], Plan(shards=1, intra_op_threads=1, inter_op_threads=1)),
-        (["training.batch_shards=1"], Plan(shards=1, intra_op_threads=0, inter_op_threads=0)),
-        (["training.batch_shards=4"], Plan(shards=4, intra_op_threads=1, inter_op_threads=4)),
-        (["training.threads=2", "training.batch_shards=4"], Plan(shards=4, intra_op_threads=1, inter_op_threads=2)),
-        (["training.threads=8", "training.batch_size=4"], Plan(shards=4, intra_op_threads=1, inter_op_threads=8)),
-        (["training.threads=2", BATCH_NORM], Plan(shards=1, intra_op_threads=2, inter_op_threads=2)),
-    ],
-)
-def test_the_plan_splits_batches_one_part_per_thread_unless_told_or_unfit(overrides, expected) -> None:
-    cfg = compose(overrides)
-    assert plan(cfg.training, cfg.model) == expected
-
-
-def test_by_default_a_cpu_job_splits_batches_one_part_per_core() -> None:
-    cfg = compose()
-    cores = len(os.sched_getaffinity(0))
-    assert plan(cfg.training, cfg.model) == (Plan(cores, 1, cores) if cores > 1 else Plan(1, 0, 0))
