@@ -7,6 +7,8 @@ from collections.abc import Mapping, Sequence
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.cm
+import matplotlib.colors
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
@@ -45,32 +47,71 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, class_names: Sequen
     return fig
 
 
+LEGEND_MAX = 12  # more jobs than this: curves coloured by the objective, with a colour bar
+
+
+def log_axis(values: Sequence[float]) -> bool:
+    """Whether positive values spanning more than a decade read better on a log axis."""
+    return min(values) > 0 and max(values) / min(values) > 10
+
+
+def numbers(values: Sequence) -> list[float] | None:
+    """The values as floats, or None when any is not a number (then they are categories)."""
+    try:
+        return [float(v) for v in values]
+    except (TypeError, ValueError):
+        return None
+
+
 def sweep_comparison(
     curves: Mapping[str, tuple[Sequence[int], Sequence[float]]],
     curve_metric: str,
     scatters: Mapping[str, tuple[Sequence, Sequence[float]]],
     metric: str,
+    scores: Mapping[str, float] | None = None,
 ) -> Figure:
-    """One panel of per-epoch curves for every job, then ``metric`` against each swept param."""
+    """Every job's ``curve_metric`` per epoch, then ``metric`` against each swept param.
+
+    Up to 12 jobs get a legend beside the curves; more are coloured by their
+    ``scores`` (the objective) with a colour bar. Epochs are whole numbers; a
+    param spanning more than a decade gets a log axis.
+    """
     panels = 1 + len(scatters)
-    fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 4), layout="constrained", squeeze=False)
+    fig, axes = plt.subplots(
+        1,
+        panels,
+        figsize=(5 * panels + 4, 4.5),
+        layout="constrained",
+        squeeze=False,
+        width_ratios=[2] + [1] * (panels - 1),
+    )
+    fig.suptitle(f"Sweep over {', '.join(scatters) or 'no varying parameter'}: {metric}")
     ax = axes[0][0]
+    by_score = len(curves) > LEGEND_MAX and scores
+    if by_score:
+        norm = matplotlib.colors.Normalize(min(scores.values()), max(scores.values()))
+        colours = matplotlib.colormaps["viridis"]
     for label, (steps, values) in curves.items():
-        ax.plot(steps, values, marker="o", label=label)
-    ax.set(title=f"{curve_metric} per epoch", xlabel="epoch", ylabel=curve_metric)
-    ax.xaxis.get_major_locator().set_params(integer=True)
+        colour = colours(norm(scores[label])) if by_score and label in scores else None
+        ax.plot(steps, values, marker="o", markersize=4, label=label, color=colour, alpha=0.85)
+    last = max((max(steps) for steps, _ in curves.values() if len(steps)), default=1)
+    ax.set(title=f"{curve_metric} per epoch", xlabel="epoch", ylabel=curve_metric, xlim=(0.5, last + 0.5))
+    ax.set_xticks(range(1, last + 1) if last <= 12 else np.linspace(1, last, 6, dtype=int))
     ax.grid(alpha=0.3)
-    if 0 < len(curves) <= 12:
-        ax.legend(fontsize=7)
+    if by_score:
+        fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=colours), ax=ax, label=metric)
+    elif curves:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
     for ax, (param, (xs, ys)) in zip(axes[0][1:], scatters.items(), strict=True):
-        try:
-            xs = [float(x) for x in xs]
-            log_scale = min(xs) > 0 and max(xs) / min(xs) >= 100
-        except (TypeError, ValueError):
-            log_scale = False
-        ax.scatter(xs, ys)
+        values = numbers(xs)
+        if values is None:
+            categories = sorted({str(x) for x in xs})
+            ax.scatter([categories.index(str(x)) for x in xs], ys)
+            ax.set_xticks(range(len(categories)), categories)
+        else:
+            ax.scatter(values, ys)
+            if log_axis(values):
+                ax.set_xscale("log")
         ax.set(title=f"{metric} by {param}", xlabel=param, ylabel=metric)
-        if log_scale:
-            ax.set_xscale("log")
         ax.grid(alpha=0.3)
     return fig

@@ -22,6 +22,7 @@ from mlflow.entities import Param, Run
 from omegaconf import DictConfig
 
 from mnist_exp import plots
+from mnist_exp.display import short
 from mnist_exp.sweep import ERROR_TAG, JOB_TAG, SWEEP_RECORD
 
 CURVE_METRIC = "val_accuracy"
@@ -76,7 +77,7 @@ def summarize(client: MlflowClient, parent_run_id: str, objective: DictConfig | 
         summary.best = max(scored, key=lambda r: sign * r.data.metrics[objective["metric"]])
     for run in runs:
         summary.params[run.info.run_id] = run.data.params
-        values = [f"{key}={run.data.params[key]}" for key in summary.swept if key in run.data.params]
+        values = [f"{key}={short(run.data.params[key])}" for key in summary.swept if key in run.data.params]
         summary.rows.append(
             {
                 "job": run.data.tags.get(JOB_TAG, ""),
@@ -130,7 +131,8 @@ def comparison_figure(client: MlflowClient, summary: Summary) -> Figure:
         key: ([summary.params[row["run_id"]].get(key) for row in scored], [row[summary.metric] for row in scored])
         for key in summary.swept
     }
-    return plots.sweep_comparison(curves, CURVE_METRIC, scatters, summary.metric)
+    scores = {row["overrides"] or row["run_id"]: row[summary.metric] for row in scored}
+    return plots.sweep_comparison(curves, CURVE_METRIC, scatters, summary.metric, scores)
 
 
 def publish(client: MlflowClient, parent_run_id: str, out_dir: Path, objective: DictConfig | dict) -> Summary:

@@ -26,7 +26,7 @@ def wait_for_port(host: str, port: int, process: subprocess.Popen, timeout: floa
     return False
 
 
-def serve(command: list[str], host: str, port: int, label: str, timeout: float) -> int:
+def serve(command: list[str], host: str, port: int, label: str, timeout: float, path: str = "") -> int:
     """Run an MLflow server until Ctrl-C or SIGTERM stops it and its children; print its address once it answers.
 
     The server's own log goes to stderr; stdout carries only the address line.
@@ -60,13 +60,32 @@ def serve(command: list[str], host: str, port: int, label: str, timeout: float) 
             print(f"error: {label} did not start on {host}:{port}: {why}", file=sys.stderr)
             return 1
         print(
-            f"{label}\n  http://{host}:{port}  (ready in {time.monotonic() - start:.1f} s; Ctrl-C stops it)", flush=True
+            f"{label}\n  http://{host}:{port}/{path}  (ready in {time.monotonic() - start:.1f} s; Ctrl-C stops it)",
+            flush=True,
         )
         return process.wait()
     except KeyboardInterrupt:
         return 0
     finally:
         stop()
+
+
+# The UI's model-training view (runs, metrics, models) rather than its GenAI view (traces, sessions),
+# the runs sorted by test accuracy, best first.
+MODEL_TRAINING_VIEW = "workflowType=machine_learning"
+BEST_FIRST = "orderByKey=metrics.%60test_accuracy%60&orderByAsc=false"
+
+
+def landing_page(uri: str) -> str:
+    """The page to open first: the runs table of the newest run's experiment, in the model-training view."""
+    from mnist_exp import tracking
+
+    client = tracking.open_store(uri)
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    newest = client.search_runs(experiments, order_by=["attributes.start_time DESC"], max_results=1)
+    if not newest:
+        return f"#/experiments?{MODEL_TRAINING_VIEW}"
+    return f"#/experiments/{newest[0].info.experiment_id}/runs?{MODEL_TRAINING_VIEW}&{BEST_FIRST}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         "--workers",
         "1",
     ]
-    return serve(command, args.host, args.port, f"MLflow UI for {uri}", args.timeout)
+    return serve(command, args.host, args.port, f"MLflow UI for {uri}", args.timeout, landing_page(uri))
 
 
 def server_main(argv: list[str] | None = None) -> int:

@@ -11,6 +11,8 @@ from conftest import free_port, serving
 from mlflow import MlflowClient
 from playwright.sync_api import Page, expect, sync_playwright
 
+from mnist_exp.ui import BEST_FIRST
+
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = [
     "--headless",
@@ -78,3 +80,20 @@ def test_runs_list_and_run_page_show_metrics_and_curves(ui, page: Page, trained_
     SCREENSHOTS.mkdir(exist_ok=True)
     page.screenshot(path=SCREENSHOTS / "run-artifacts.png", full_page=True)
     print(f"{banner}; screenshot {SCREENSHOTS / 'run-artifacts.png'}")
+
+
+def test_the_ui_opens_on_the_training_runs_of_the_newest_experiment(ui, page: Page, trained_run) -> None:
+    _, banner = ui
+    results, store = trained_run
+    run = MlflowClient(f"sqlite:///{store / 'mlflow.db'}").get_run(results["run_id"])
+    url = banner.split()[0]
+    assert url.endswith(f"#/experiments/{run.info.experiment_id}/runs?workflowType=machine_learning&{BEST_FIRST}")
+    page.goto(url)
+    expect(page.get_by_text(run.info.run_name).first).to_be_visible()  # the runs table, with the run
+    expect(page.get_by_role("heading", name="Runs")).to_be_visible()
+    expect(page.get_by_text("Sort: test_accuracy")).to_be_visible()
+    navigation = page.get_by_role("navigation")  # the model-training view's, not GenAI's (Overview, Sessions)
+    expect(navigation.get_by_role("link", name="Models")).to_be_visible()
+    expect(navigation.get_by_role("link", name="Overview")).to_have_count(0)
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=SCREENSHOTS / "first-screen.png")
