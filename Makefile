@@ -9,7 +9,7 @@ CHROMIUM := /usr/bin/chromium
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: install install-test data train system-packages test lint format clean
+.PHONY: install install-test data train system-packages test test-fast lint format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,11 @@ endif
 
 test: lint system-packages
 	$(BIN)/pytest
+
+# The developers' tier: lint and the tests that train in this process only (no subprocess
+# training, server, PostgreSQL or browser), about a minute.
+test-fast: lint
+	$(BIN)/pytest -m "not slow and not integration"
 
 format: install-test
 	$(BIN)/ruff format .

@@ -287,11 +287,21 @@ def train(cfg: DictConfig) -> dict[str, float | str]:
     if record.close():
         shutil.rmtree(record.folder, ignore_errors=True)  # all is in the store: checkpoint and journal done with
 
+    metric = objective_metric(cfg.objective.metric, results)
     log.info(
-        "test accuracy %.4f, test loss %.4f, %s (run %s)",
+        "test accuracy %.4f, test loss %.4f, %s; objective %s = %.4f (run %s)",
         results["test_accuracy"],
         results["test_loss"],
-        f"best val accuracy {results['best_val_accuracy']:.4f}" if "best_val_accuracy" in results else "no validation",
+        f"best val accuracy {results['best_val_accuracy']:.4f}"
+        if "best_val_accuracy" in results
+        else "no validation data",
+        metric if metric == cfg.objective.metric else f"{metric} (no validation data for {cfg.objective.metric})",
+        results[metric],
         run_id,
     )
-    return {**results, "objective": results[cfg.objective.metric], "run_id": run_id}
+    return {**results, "objective": results[metric], "objective_metric": metric, "run_id": run_id}
+
+
+def objective_metric(configured: str, results: dict[str, float]) -> str:
+    """The metric the objective uses: the configured one, or its test counterpart when there was no validation."""
+    return configured if configured in results else configured.replace("best_val_", "test_")

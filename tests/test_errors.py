@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from conftest import FAST, free_port
 
+pytestmark = pytest.mark.slow
+
 
 def command(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     environment = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "HYDRA_FULL_ERROR")}

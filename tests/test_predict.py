@@ -14,6 +14,8 @@ from mlflow import MlflowClient
 from mnist_exp.cli import predict_main, register_main
 from mnist_exp.images import normalize, to_gray
 
+pytestmark = pytest.mark.slow  # they train (the shared three-epoch run among them)
+
 
 @pytest.fixture(scope="module")
 def store_uri(trained_run) -> str:

@@ -73,6 +73,7 @@ def test_a_store_that_cannot_be_written_fails_fast_with_its_uri(tmp_path, synthe
         train(cfg)
 
 
+@pytest.mark.slow
 def test_identical_config_is_skipped_and_reports_the_earlier_run(tmp_path, synthetic) -> None:
     overrides = [*synthetic, *FAST, f"tracking.store_dir={tmp_path}", "training.epochs=1", "training.skip_if_done=true"]
     first = train(compose(overrides))
@@ -84,35 +85,6 @@ def test_identical_config_is_skipped_and_reports_the_earlier_run(tmp_path, synth
     changed = train(compose([*overrides, "optimizer.lr=0.002"]))
     assert "skipped" not in changed
     assert len(runs_in(tmp_path)) == 2
-
-
-def test_interrupted_run_ends_killed_and_resume_completes_it(tmp_path, synthetic) -> None:
-    store = tmp_path / "mlruns"
-    common = [*synthetic, *FAST, f"tracking.store_dir={store}", "training.epochs=12", "training.verbose=2"]
-    process = launch(tmp_path, "mnist_exp.main", *common, "training.steps_per_execution=1")
-    for line in process.stdout:
-        if line.startswith("Epoch 4/12"):  # three epochs are done
-            process.send_signal(signal.SIGINT)
-            break
-    output = process.stdout.read()
-    assert process.wait(timeout=60) == 130, output[-3000:]
-    (run,) = runs_in(store)
-    assert run.info.status == "KILLED"
-    client = MlflowClient(f"sqlite:///{store / 'mlflow.db'}")
-    done = sorted(m.step for m in client.get_metric_history(run.info.run_id, "val_accuracy"))
-    assert done[:3] == [1, 2, 3] and len(done) <= 4
-    assert {a.path for a in client.list_artifacts(run.info.run_id, "checkpoint")} == {
-        "checkpoint/model.keras",
-        "checkpoint/state.json",
-    }
-
-    resumed = train(compose([f"tracking.store_dir={store}", f"resume={run.info.run_id}"]))
-    assert resumed["run_id"] == run.info.run_id
-    (after,) = runs_in(store)
-    assert after.info.status == "FINISHED"
-    for metric in ("train_loss", "val_accuracy", "epoch_time_s"):
-        assert sorted(m.step for m in client.get_metric_history(run.info.run_id, metric)) == list(range(1, 13))
-    assert "test_accuracy" in after.data.metrics
 
 
 def test_a_signal_during_training_stops_it_at_the_next_boundary_and_a_second_at_once() -> None:
@@ -147,6 +119,7 @@ def test_an_ignored_ctrl_c_stays_ignored_during_training() -> None:
         signal.signal(signal.SIGINT, before)
 
 
+@pytest.mark.slow
 def test_deterministic_runs_reproduce_bit_for_bit(tmp_path, synthetic) -> None:
     store = tmp_path / "mlruns"
     first = launch(
@@ -180,6 +153,7 @@ def test_deterministic_runs_reproduce_bit_for_bit(tmp_path, synthetic) -> None:
         assert values[0] == values[1], metric
 
 
+@pytest.mark.slow
 def test_command_line_config_errors_answer_before_tensorflow_loads(tmp_path) -> None:
     start = time.perf_counter()
     result = subprocess.run(

@@ -26,6 +26,7 @@ GRID = ["optimizer.lr=0.001,0.01", "model.layers.dense1.units=16,32"]
 
 pytestmark = [
     pytest.mark.integration,
+    pytest.mark.slow,
     pytest.mark.skipif(not PG_BINS, reason="PostgreSQL is not installed (make test installs it)"),
 ]
 

@@ -13,6 +13,8 @@ from mlflow.entities import Run
 
 from mnist_exp.report import children
 
+pytestmark = pytest.mark.slow
+
 
 def sweep(tmp_path: Path, synthetic: list[str], *args: str) -> tuple[MlflowClient, Run, list[Run], Path]:
     """Run a multirun into a temporary store and return its parent and child runs."""

@@ -11,6 +11,8 @@ import pytest
 from conftest import FAST, run_module
 from mlflow import MlflowClient
 
+pytestmark = pytest.mark.slow  # they train (the shared three-epoch run among them)
+
 EPOCH_METRICS = (
     "train_loss",
     "train_accuracy",
@@ -164,3 +166,26 @@ def test_the_first_import_of_train_freezes_the_libraries_and_collection_goes_on(
     assert int(first) > 100_000  # TensorFlow's, Keras's and MLflow's objects
     assert again == first  # frozen once: what later jobs leave behind stays collectable
     assert enabled == "True"
+
+
+def test_without_validation_data_no_val_metric_is_logged_and_the_objective_says_what_it_used(
+    synthetic, store, caplog
+) -> None:
+    from mnist_exp.config import compose
+    from mnist_exp.train import train
+
+    cfg = compose(
+        [*synthetic, *FAST, f"tracking.store_dir={store}", "training.epochs=2", "training.validation_split=0"]
+    )
+    shared_store = mlflow.get_tracking_uri()
+    with caplog.at_level("INFO", logger="mnist_exp.train"):
+        try:
+            results = train(cfg)
+        finally:
+            mlflow.set_tracking_uri(shared_store)  # the other tests here read the shared run's store
+    run = MlflowClient(f"sqlite:///{store / 'mlflow.db'}").get_run(results["run_id"])
+    assert not [name for name in run.data.metrics if "val" in name]
+    assert "train_accuracy" in run.data.metrics
+    assert results["objective_metric"] == "test_accuracy"
+    assert results["objective"] == results["test_accuracy"]
+    assert "no validation data; objective test_accuracy (no validation data for best_val_accuracy)" in caplog.text

@@ -26,9 +26,12 @@ FLAGS = [
 ]
 SCREENSHOTS = Path(os.environ.get("MNIST_EXP_SCREENSHOTS", "test-screenshots"))
 
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (make system-packages installs it)"
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (make system-packages installs it)"
+    ),
+]
 
 
 @pytest.fixture
