@@ -1,10 +1,12 @@
 """What `training.precision=mixed_bfloat16` gives on this CPU: the reference run in both precisions.
 
-    .venv/bin/python benchmarks/precision.py [--rounds 2]
+    .venv/bin/python benchmarks/precision.py [--rounds 2] [--epochs 5]
 
 Runs `mnist-exp experiment=reference` with float32 and with mixed_bfloat16,
 alternating, and appends a table (wall time, steady epoch, samples/s, test
-accuracy) to benchmarks/RESULTS.md.
+accuracy) to benchmarks/RESULTS.md under a heading naming the machine, with
+what `training.precision=auto` picks here. ``--epochs`` shortens both runs (bfloat16
+is emulated, about 8x slower, on CPUs without AVX512_BF16 or AMX).
 """
 
 from __future__ import annotations
@@ -16,6 +18,10 @@ import tempfile
 from pathlib import Path
 
 from compare import HERE, Variant, append_section, run_mnist_exp
+from machine import heading, matmul_gflops
+
+from mnist_exp.config import compose
+from mnist_exp.plan import plan, this_machine
 
 PRECISIONS = ("float32", "mixed_bfloat16")
 
@@ -23,14 +29,17 @@ PRECISIONS = ("float32", "mixed_bfloat16")
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
     args = parser.parse_args()
+    gflops = matmul_gflops()
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"} | {"TF_CPP_MIN_LOG_LEVEL": "2"}
     variants = {p: Variant(p) for p in PRECISIONS}
     with tempfile.TemporaryDirectory(prefix="mnist-exp-precision-") as tmp:
         for round_ in range(args.rounds):
             for precision in PRECISIONS if round_ % 2 == 0 else reversed(PRECISIONS):
-                sample = run_mnist_exp(Path(tmp) / "mlruns", [f"training.precision={precision}"], env)
+                overrides = [f"training.precision={precision}", f"training.epochs={args.epochs}"]
+                sample = run_mnist_exp(Path(tmp) / "mlruns", overrides, env)
                 variants[precision].samples.append(sample)
                 print(
                     f"round {round_ + 1} {precision}: wall {sample.wall_s:.1f} s, "
@@ -38,12 +47,13 @@ def main() -> int:
                     flush=True,
                 )
     base = variants["float32"]
+    cfg = compose()
+    auto = plan(cfg.training, cfg.model, this_machine())
     lines = [
-        "",
-        "## training.precision",
-        "",
-        f"`.venv/bin/python benchmarks/precision.py --rounds {args.rounds}`: the reference run in each precision, "
-        "alternating, medians over rounds, measured in the same session as the tables above.",
+        *heading("precision.py", gflops),
+        f"`.venv/bin/python benchmarks/precision.py --rounds {args.rounds} --epochs {args.epochs}`: the reference "
+        f"run in each precision, alternating, medians over rounds. `training.precision=auto` picks "
+        f"**{auto.precision}** here: {auto.precision_reason}.",
         "",
         "| precision | wall time (s) | steady epoch (s) | train samples/s | test accuracy | throughput vs float32 |",
         "|---|---|---|---|---|---|",

@@ -16,8 +16,10 @@ import tempfile
 from pathlib import Path
 
 from compare import HERE, append_section, history, latest_run
+from machine import heading, matmul_gflops
 
 from mnist_exp.config import compose
+from mnist_exp.plan import plan, this_machine
 
 TARGET = 0.99
 
@@ -36,7 +38,7 @@ def recipe(overrides: list[str]) -> str:
             if schedule.name != "constant"
             else ""
         )
-        + f", precision {t.precision}"
+        + f", precision {t.precision} ({plan(t, cfg.model, this_machine()).precision} here)"
     )
 
 
@@ -46,6 +48,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
+    gflops = matmul_gflops()
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     rows = []
     with tempfile.TemporaryDirectory(prefix="mnist-exp-speedrun-") as tmp:
@@ -69,9 +72,7 @@ def main() -> int:
             print(f"seed {seed}: training {rows[-1][1]:.1f} s, test accuracy {rows[-1][2]:.4f}", flush=True)
     reached = [r for r in rows if r[2] >= TARGET]
     lines = [
-        "",
-        "## speedrun",
-        "",
+        *heading("speedrun.py", gflops),
         f"`.venv/bin/python benchmarks/speedrun.py --seeds {' '.join(map(str, args.seeds))}"
         + (f" -- {' '.join(args.overrides)}" if args.overrides else "")
         + f"`: `experiment=speedrun`: {recipe(args.overrides)}. Training time is the sum of the epochs' wall "
