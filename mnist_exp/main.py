@@ -86,6 +86,9 @@ def cli() -> None:
     signal.signal(signal.SIGTERM, interrupt)
     try:
         main()
+    except KeyboardInterrupt:  # a stop before or between runs (imports, composing the config): nothing to record
+        sweep.close_interrupted()
+        raise SystemExit(130) from None
     except BaseException:
         sweep.close_interrupted()
         raise
