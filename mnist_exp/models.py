@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from mnist_exp.errors import UserError
 
 PARENT_ROLE = "parent"
+CONFIG_FILE = "config.yaml"  # the resolved config every run logs
 
 
 class ModelLookupError(UserError):
@@ -62,7 +63,7 @@ def logged_model_uri(run: Run) -> str:
 
 def run_config(client: MlflowClient, run: Run) -> DictConfig:
     """The resolved config a run logged as ``config.yaml``."""
-    path = client.download_artifacts(run.info.run_id, "config.yaml")
+    path = client.download_artifacts(run.info.run_id, CONFIG_FILE)
     return OmegaConf.load(path)
 
 

@@ -12,11 +12,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from mnist_exp import schema, tracking
 from mnist_exp.callbacks import EpochCheckpoint
+from mnist_exp.models import CONFIG_FILE, run_config
 from mnist_exp.tracking.record import RUN_INFO, STAGED, open_folder
 
 log = logging.getLogger(__name__)
 CHECKPOINT_DIR = "checkpoint"
-CONFIG_FILE = "config.yaml"
 
 
 def run_folder(tracking_cfg: DictConfig, run_id: str) -> Path:
@@ -38,10 +38,10 @@ class ResumePoint:
     history: dict[str, list[float]]
 
 
-def logged_config(client: mlflow.MlflowClient, run_id: str, folder: Path) -> DictConfig:
+def logged_config(client: mlflow.MlflowClient, run: mlflow.entities.Run, folder: Path) -> DictConfig:
     """The resolved config a run logged, from its local folder if it is there, else from the store."""
     local = folder / STAGED / CONFIG_FILE
-    return OmegaConf.load(local if local.is_file() else client.download_artifacts(run_id, CONFIG_FILE))
+    return OmegaConf.load(local) if local.is_file() else run_config(client, run)
 
 
 def resume_point(cfg: DictConfig) -> ResumePoint:
@@ -63,7 +63,7 @@ def resume_point(cfg: DictConfig) -> ResumePoint:
     if run.info.status == "FINISHED":
         raise schema.ConfigError(f"resume: run {cfg.resume} already FINISHED; nothing to resume")
     try:
-        original = logged_config(client, run.info.run_id, folder)
+        original = logged_config(client, run, folder)
     except (mlflow.exceptions.MlflowException, OSError) as exc:
         raise schema.ConfigError(f"resume: run {cfg.resume} logged no {CONFIG_FILE}; it cannot be resumed") from exc
     original.resume = cfg.resume

@@ -37,6 +37,7 @@ from mnist_exp.callbacks import (
 from mnist_exp.config import group_options
 from mnist_exp.data import DatasetFiles, load
 from mnist_exp.model import compile_model
+from mnist_exp.models import CONFIG_FILE
 from mnist_exp.pipeline import EpochOrder, Partition, batches, partition
 from mnist_exp.plan import plan as choose_plan
 from mnist_exp.plan import this_machine
@@ -135,7 +136,7 @@ def recorded_stop(record: RunRecord, checkpoint: Path) -> Iterator[None]:
         raise
 
 
-def summary_metrics(history: dict[str, list[float]], train_samples: int, objective: str) -> dict[str, float]:
+def summary_metrics(history: dict[str, list[float]], train_samples: int) -> dict[str, float]:
     """Totals over every epoch of the run (a resumed one's included): time, throughput, best validation accuracy."""
     metrics = {
         "train_time_s": float(sum(history[EPOCH_TIME])),
@@ -196,7 +197,7 @@ def fit_and_log(
     test_data = batches(data.test, classes, eval_batch_size)
     probabilities = predict_while(lambda: log_training_artifacts(cfg, record, model, history), trainer, test_data)
     results = classification_metrics(data.test.labels, probabilities)
-    results |= summary_metrics(history, len(data.train), cfg.objective.metric)
+    results |= summary_metrics(history, len(data.train))
     record.log_metrics(results)
     predicted = probabilities.argmax(axis=1)
     figure = plots.confusion_matrix(data.test.labels, predicted, list(cfg.dataset.class_names))
@@ -281,7 +282,7 @@ def train(cfg: DictConfig) -> dict[str, float | str]:
         if start is None:
             record.log_params(tracking.flatten(OmegaConf.to_container(cfg, resolve=True)))
             record.log_params({"model.num_params": model.count_params(), PRECISION_PARAM: plan.precision})
-            record.log_text(OmegaConf.to_yaml(cfg, resolve=True), resume.CONFIG_FILE)
+            record.log_text(OmegaConf.to_yaml(cfg, resolve=True), CONFIG_FILE)
         results = fit_and_log(cfg, model, trainer, data, record, start)
         record.terminate("FINISHED")
     if record.close():
