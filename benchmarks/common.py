@@ -12,7 +12,7 @@ from mnist_exp.data import load
 
 def mnist_arrays() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """float32 images in [0, 1] shaped (N, 28, 28, 1) and one-hot labels, as the recipe says."""
-    splits = load(compose(["dataset=mnist"]).dataset)
+    splits = load(compose(["dataset=mnist"]).dataset).splits
     eye = np.eye(10, dtype=np.float32)
     x_train = (splits.train_images.astype(np.float32) / 255.0)[..., None]
     x_test = (splits.test_images.astype(np.float32) / 255.0)[..., None]

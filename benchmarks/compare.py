@@ -118,7 +118,7 @@ def run_mnist_exp(store: Path, overrides: list[str], env: dict[str, str]) -> Sam
     command = [
         sys.executable,
         "-m",
-        "mnist_exp.main",
+        "mnist_exp.commands.train",
         "experiment=reference",
         f"tracking.store_dir={store}",
         "hydra.run.dir=" + str(store / "outputs"),
@@ -139,9 +139,9 @@ def run_mnist_exp(store: Path, overrides: list[str], env: dict[str, str]) -> Sam
 def reference_flops_per_image(overrides: list[str]) -> float:
     """Training FLOPs per image of the reference run's model (forward and backward)."""
     from mnist_exp.config import compose
-    from mnist_exp.model import compile_model
+    from mnist_exp.network import compile_model
 
-    return training_flops_per_image(compile_model(compose(["experiment=reference", *overrides])))
+    return training_flops_per_image(compile_model(compose(["experiment=reference", *overrides]), 750))
 
 
 def report(variants: dict[str, Variant], rounds: int, overrides: list[str], gflops: float) -> list[str]:

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/launchers.py [--epochs 5] [hydra overrides ...]
 
-Runs the 4-job grid optimizer.lr=1e-3,1e-2 x training.batch_size=64,128 of the
+Runs the 4-job grid optimizer.learning_rate=1e-3,1e-2 x training.batch_size=64,128 of the
 reference recipe on MNIST, into a temporary store, once per launcher.
 """
 
@@ -16,14 +16,14 @@ import tempfile
 import time
 from pathlib import Path
 
-GRID = ["optimizer.lr=1e-3,1e-2", "training.batch_size=64,128"]
+GRID = ["optimizer.learning_rate=1e-3,1e-2", "training.batch_size=64,128"]
 
 
 def sweep(root: Path, launcher: str, extra: list[str]) -> float:
     command = [
         sys.executable,
         "-m",
-        "mnist_exp.main",
+        "mnist_exp.commands.train",
         "-m",
         f"launcher={launcher}",
         *GRID,

@@ -32,10 +32,10 @@ def recipe(overrides: list[str]) -> str:
     return (
         f"model `{cfg.model.name}` ({layers}, Dense), {t.epochs} epochs over {cfg.dataset.train_size:,} images "
         f"(validation split {t.validation_split}), batch {t.batch_size}, {cfg.optimizer.name} peak lr "
-        f"{cfg.optimizer.lr:g}, lr schedule {schedule.name}"
+        f"{cfg.optimizer.learning_rate:g}, lr schedule {schedule._target_.rsplit('.', 1)[-1]}"
         + (
             f" (warm-up {schedule.warmup_epochs:g} epochs, to {schedule.final_fraction:g}x)"
-            if schedule.name != "constant"
+            if "warmup_epochs" in schedule
             else ""
         )
         + f", precision {t.precision} ({plan(t, cfg.model, this_machine()).precision} here)"
@@ -57,7 +57,7 @@ def main() -> int:
             command = [
                 sys.executable,
                 "-m",
-                "mnist_exp.main",
+                "mnist_exp.commands.train",
                 "experiment=speedrun",
                 f"training.seed={seed}",
                 f"tracking.store_dir={store}",

@@ -24,12 +24,12 @@ from pathlib import Path
 from mlflow import MlflowClient
 from sweep_load import random_dataset
 
-from mnist_exp.report import children
+from mnist_exp.tracking.reports import children
 
 RACER = textwrap.dedent(
     """
     import sys, time
-    from mnist_exp import tracking
+    from mnist_exp.tracking import store as tracking
     from mnist_exp.config import compose
     cfg = compose([f"tracking.store_dir={sys.argv[1]}"])
     while time.time() < float(sys.argv[2]):
@@ -75,7 +75,7 @@ def two_sweeps(root: Path, env: dict[str, str]) -> bool:
         command = [
             sys.executable,
             "-m",
-            "mnist_exp.main",
+            "mnist_exp.commands.train",
             "-m",
             *overrides,
             f"tracking.store_dir={store}",
@@ -84,7 +84,7 @@ def two_sweeps(root: Path, env: dict[str, str]) -> bool:
             "training.epochs=1",
             "tracking.log_model=false",
             "training.threads=1",
-            "optimizer.lr=0.001,0.002",
+            "optimizer.learning_rate=0.001,0.002",
         ]
         sweeps.append(subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
     ok = True
@@ -131,7 +131,7 @@ def main() -> int:
             [
                 sys.executable,
                 "-m",
-                "mnist_exp.main",
+                "mnist_exp.commands.train",
                 *random_dataset(root / "data", 600, 100),
                 f"tracking.store_dir={root / 'sweeps'}",
                 "training.epochs=1",

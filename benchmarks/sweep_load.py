@@ -27,7 +27,7 @@ import numpy as np
 from mlflow import MlflowClient
 
 from mnist_exp.data import idx
-from mnist_exp.report import children
+from mnist_exp.tracking.reports import children
 
 EPOCH_METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_time_s", "train_samples_per_s")
 
@@ -91,7 +91,7 @@ def main() -> int:
         command = [
             sys.executable,
             "-m",
-            "mnist_exp.main",
+            "mnist_exp.commands.train",
             "-m",
             "launcher=local_parallel",
             f"hydra.launcher.n_jobs={args.workers}",

@@ -1,4 +1,4 @@
-"""Where the configs live, the resolvers they use, and composing them outside @hydra.main."""
+"""Where the configs live (inside the package), the resolvers they use, and composing them outside @hydra.main."""
 
 from __future__ import annotations
 
@@ -9,32 +9,73 @@ from omegaconf import DictConfig, OmegaConf
 
 from mnist_exp.display import short
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-CONFIG_DIR = PROJECT_ROOT / "conf"
+PACKAGE_DIR = Path(__file__).resolve().parent
+CONFIG_MODULE = "mnist_exp.conf"  # shipped in the package: Hydra finds it as pkg://mnist_exp.conf
+CONFIG_DIR = PACKAGE_DIR / "conf"
 CONFIG_NAME = "config"
 
 
+def checkout_root() -> Path | None:
+    """The source checkout the package runs from (an editable install), or None for an installed package."""
+    root = PACKAGE_DIR.parent
+    return root if (root / "pyproject.toml").is_file() else None
+
+
+def project_root() -> Path:
+    """Where the default store lives: the checkout's root, or for an installed package the working folder."""
+    return checkout_root() or Path.cwd()
+
+
+def class_folders(path: str) -> list[str]:
+    """``${class_folders:path}``: a folder dataset's class names, its sub-folders in sorted order."""
+    from mnist_exp.data.folder import class_folders as names
+
+    return names(path)
+
+
+def npz_num_classes(path: str) -> int:
+    """``${npz_num_classes:path}``: how many classes a NumPy archive's labels cover."""
+    from mnist_exp.data.npz import npz_num_classes as count
+
+    return count(path)
+
+
+def numbered(count: int) -> list[str]:
+    """``${numbered:n}``: class names "0" to "n-1"."""
+    return [str(i) for i in range(int(count))]
+
+
+RESOLVERS = {
+    "project_root": lambda: str(project_root()),
+    "short": short,
+    "catalog": lambda group: catalog(group),
+    "len": len,
+    "class_folders": class_folders,
+    "npz_num_classes": npz_num_classes,
+    "numbered": numbered,
+}
+
+
 def register_resolvers() -> None:
-    """Register ``${project_root:}`` (the folder that holds conf/ and mlruns/) and ``${short:value}``."""
-    if not OmegaConf.has_resolver("project_root"):
-        OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT))
-    if not OmegaConf.has_resolver("short"):
-        OmegaConf.register_new_resolver("short", short)
-    if not OmegaConf.has_resolver("catalog"):
-        OmegaConf.register_new_resolver("catalog", catalog)
+    """Register the resolvers the configs use (``${short:value}``, ``${class_folders:path}``, ...)."""
+    for name, resolver in RESOLVERS.items():
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, resolver)
 
 
 def compose(overrides: Sequence[str] = (), config_name: str = CONFIG_NAME) -> DictConfig:
-    """Compose a project config (by default the experiment's) with Hydra's compose API."""
+    """Compose a packaged config (by default the experiment's) with Hydra's compose API."""
     from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
+    from hydra import initialize_config_module
 
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+    with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
         return hydra_compose(config_name, overrides=list(overrides))
 
 
 def description(path: Path) -> str:
     """A config file's one-line description: its first comment line that is not a ``@package`` directive."""
+    if not path.is_file():
+        return "(from hydra.searchpath)"
     for line in path.read_text().splitlines():
         if line.startswith("#") and not line.startswith("# @package"):
             return line.lstrip("# ").strip()
@@ -51,5 +92,10 @@ def catalog(group: str) -> str:
 
 
 def group_options(group: str) -> list[str]:
-    """The options of a config group (the YAML files in its folder), e.g. the dataset names."""
-    return sorted(path.stem for path in (CONFIG_DIR / group).glob("*.yaml"))
+    """The options of a config group: the packaged ones, and those a ``hydra.searchpath`` folder adds."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    packaged = {path.stem for path in (CONFIG_DIR / group).glob("*.yaml")}
+    if GlobalHydra.instance().is_initialized():
+        packaged |= set(GlobalHydra.instance().config_loader().get_group_options(group))
+    return sorted(packaged)

@@ -1,7 +1,9 @@
-"""Turn a user's picture of a digit or garment into a 28x28 input the way MNIST was made.
+"""Turn a user's picture into a model input the way the model's dataset was made.
 
-MNIST digits are light on dark; their bounding box was scaled to fit 20x20 and the
-result placed in a 28x28 field so that its centre of mass sits at the centre.
+``digit`` (MNIST): digits are light on dark; their bounding box was scaled to fit
+20x20 and the result placed in a 28x28 field so that its centre of mass sits at the
+centre. ``fit`` (every other dataset): the picture is converted to the model's
+channels (grayscale or RGB, transparency onto white) and resized to its height and width.
 """
 
 from __future__ import annotations
@@ -15,15 +17,27 @@ SIDE, BOX = 28, 20
 INK_THRESHOLD = 0.1
 
 
-def to_gray(path: Path) -> np.ndarray:
-    """A PNG or JPEG as float32 grayscale in [0, 1]; transparency is composited onto white."""
+def opened(path: Path, mode: str) -> Image.Image:
+    """A picture in ``mode`` (``L`` or ``RGB``); transparency is composited onto white."""
     with Image.open(path) as image:
         image.load()
-        if image.mode in ("RGBA", "LA", "P"):
+        if image.mode in ("RGBA", "LA", "P", "PA"):
             rgba = image.convert("RGBA")
             background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
             image = Image.alpha_composite(background, rgba)
-        return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+        return image.convert(mode)
+
+
+def to_gray(path: Path) -> np.ndarray:
+    """A picture as float32 grayscale in [0, 1]."""
+    return np.asarray(opened(path, "L"), dtype=np.float32) / 255.0
+
+
+def fitted(path: Path, image_shape: tuple[int, ...]) -> np.ndarray:
+    """A picture converted to the shape's channels and resized to its height and width, float32 in [0, 1]."""
+    height, width, channels = image_shape
+    image = opened(path, "RGB" if channels == 3 else "L").resize((width, height), Image.Resampling.BILINEAR)
+    return (np.asarray(image, dtype=np.float32) / 255.0).reshape(image_shape)
 
 
 def normalize(gray: np.ndarray) -> np.ndarray:
@@ -56,8 +70,8 @@ def normalize(gray: np.ndarray) -> np.ndarray:
     return np.clip(field, 0.0, 1.0)
 
 
-def load_input(path: Path, image_shape: tuple[int, ...]) -> np.ndarray:
-    """One model input from a PNG/JPEG (normalized as above) or a ``.npy`` array of the image shape.
+def load_input(path: Path, image_shape: tuple[int, ...], prepare: str = "fit") -> np.ndarray:
+    """One model input from a picture (prepared as ``digit`` or ``fit``) or a ``.npy`` array of the image shape.
 
     Arrays may hold pixels in [0, 1] or [0, 255]; a wrong shape, or a NaN or infinite value,
     raises ValueError saying so.
@@ -66,11 +80,12 @@ def load_input(path: Path, image_shape: tuple[int, ...]) -> np.ndarray:
         array = np.load(path, allow_pickle=False).astype(np.float32)
         if not np.isfinite(array).all():
             raise ValueError(f"array holds {np.count_nonzero(~np.isfinite(array))} NaN or infinite values")
-        if array.size != int(np.prod(image_shape)) or array.squeeze().shape != tuple(image_shape[:2]):
-            raise ValueError(
-                f"array has shape {array.shape}; expected {tuple(image_shape)} or {tuple(image_shape[:2])}"
-            )
+        accepted = [tuple(image_shape)] + ([tuple(image_shape[:2])] if image_shape[-1] == 1 else [])
+        if array.shape not in accepted:
+            raise ValueError(f"array has shape {array.shape}; expected {' or '.join(map(str, accepted))}")
         if array.max() > 1.0:
             array = array / 255.0
         return array.reshape(image_shape)
-    return normalize(to_gray(path)).reshape(image_shape)
+    if prepare == "digit":
+        return normalize(to_gray(path)).reshape(image_shape)
+    return fitted(path, tuple(image_shape))

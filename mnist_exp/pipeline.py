@@ -7,6 +7,7 @@ tf.data does per-batch rather than per-example work.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import keras
@@ -18,8 +19,8 @@ from mnist_exp.data import Splits
 
 
 @dataclass(frozen=True)
-class Split:
-    """uint8 images shaped (N, H, W, C) and their integer labels."""
+class Subset:
+    """Part of a dataset: uint8 images shaped (N, H, W, C) and their integer labels."""
 
     images: np.ndarray
     labels: np.ndarray
@@ -32,9 +33,14 @@ class Split:
 class Partition:
     """The training images, the validation images held out from them, and the test images."""
 
-    train: Split
-    val: Split
-    test: Split
+    train: Subset
+    val: Subset
+    test: Subset
+
+
+def steps_per_epoch(subset: Subset, batch_size: int) -> int:
+    """Batches in one pass over ``subset`` (the last one may be short)."""
+    return math.ceil(len(subset) / batch_size)
 
 
 def scale(images: np.ndarray | tf.Tensor) -> tf.Tensor:
@@ -56,9 +62,9 @@ def partition(splits: Splits, dataset_cfg: DictConfig, training_cfg: DictConfig)
     _, n_val = split_sizes(len(images), training_cfg.validation_split)
     val, train = order[:n_val], order[n_val:]
     return Partition(
-        train=Split(images[train], splits.train_labels[train]),
-        val=Split(images[val], splits.train_labels[val]),
-        test=Split(splits.test_images.reshape(shape), splits.test_labels),
+        train=Subset(images[train], splits.train_labels[train]),
+        val=Subset(images[val], splits.train_labels[val]),
+        test=Subset(splits.test_images.reshape(shape), splits.test_labels),
     )
 
 
@@ -89,7 +95,7 @@ class EpochOrder(keras.callbacks.Callback):
         return order.apply(tf.data.experimental.assert_cardinality(self.size))
 
 
-def batches(split: Split, num_classes: int, batch_size: int, order: EpochOrder | None = None) -> tf.data.Dataset:
+def batches(subset: Subset, num_classes: int, batch_size: int, order: EpochOrder | None = None) -> tf.data.Dataset:
     """One pass of scaled images and one-hot labels in batches, prefetched.
 
     With ``order``, each epoch takes the images in that epoch's order; without, in
@@ -98,8 +104,8 @@ def batches(split: Split, num_classes: int, batch_size: int, order: EpochOrder |
     ends. (Fitted as an endless pipeline with ``steps_per_epoch``, Keras 3 runs
     whole chunks: 768 steps instead of 750 per epoch for the reference run.)
     """
-    images, labels = tf.constant(split.images), tf.constant(split.labels)
-    indices = order.indices() if order is not None else tf.data.Dataset.range(len(split))
+    images, labels = tf.constant(subset.images), tf.constant(subset.labels)
+    indices = order.indices() if order is not None else tf.data.Dataset.range(len(subset))
     dataset = indices.batch(batch_size).map(
         lambda i: (scale(tf.gather(images, i)), tf.one_hot(tf.gather(labels, i), num_classes))
     )

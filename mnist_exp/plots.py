@@ -1,4 +1,4 @@
-"""Figures logged with each run: learning curves and the test confusion matrix."""
+"""Figures: a run's learning curves and confusion matrix, a sweep's comparison, parallel coordinates, importances."""
 
 from __future__ import annotations
 
@@ -114,4 +114,69 @@ def sweep_comparison(
                 ax.set_xscale("log")
         ax.set(title=f"{metric} by {param}", xlabel=param, ylabel=metric)
         ax.grid(alpha=0.3)
+    return fig
+
+
+def parallel_coordinates(params: Mapping[str, Sequence], scores: Sequence[float], metric: str) -> Figure:
+    """One line per job across an axis per swept param and the objective, coloured by the objective.
+
+    Numbers are placed by value (log-spaced past a decade), categories evenly; each axis is
+    labelled with its own values.
+    """
+    axes_names = [*params, metric]
+    fig, ax = plt.subplots(figsize=(2.2 * len(axes_names) + 3, 5), layout="constrained")
+    columns: list[np.ndarray] = []
+    for name in axes_names:
+        values = list(params[name]) if name in params else list(scores)
+        as_numbers = numbers(values)
+        if as_numbers is None:
+            categories = sorted({str(v) for v in values})
+            position = np.array([categories.index(str(v)) for v in values], float)
+            ticks = [(i, c) for i, c in enumerate(categories)]
+        else:
+            scaled = np.log10(as_numbers) if log_axis(as_numbers) else np.asarray(as_numbers)
+            position = scaled
+            ticks = [(s, short_number(v)) for s, v in sorted(zip(scaled, as_numbers, strict=True))]
+        low, high = float(np.min(position)), float(np.max(position))
+        span = high - low or 1.0
+        columns.append((position - low) / span)
+        for place, label in ticks if len(ticks) <= 8 else ticks[:: max(1, len(ticks) // 6)]:
+            ax.text(len(columns) - 1 + 0.03, (place - low) / span, label, fontsize=7, va="center")
+    norm = matplotlib.colors.Normalize(min(scores), max(scores))
+    colours = matplotlib.colormaps["viridis"]
+    lines = np.stack(columns, axis=1)
+    for row, score in sorted(zip(lines, scores, strict=True), key=lambda pair: pair[1]):
+        ax.plot(range(len(axes_names)), row, color=colours(norm(score)), alpha=0.8, linewidth=1.5)
+    for x in range(len(axes_names)):
+        ax.axvline(x, color="0.3", linewidth=0.8)
+    ax.set_xticks(range(len(axes_names)), axes_names)
+    ax.set_yticks([])
+    ax.set(xlim=(-0.1, len(axes_names) - 0.6), title=f"Swept parameters against {metric} ({len(scores)} jobs)")
+    fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=colours), ax=ax, label=metric)
+    return fig
+
+
+def short_number(value: float) -> str:
+    return f"{value:.3g}"
+
+
+def importances(values: Mapping[str, float], metric: str) -> Figure:
+    """Each swept param's importance for the objective (Optuna's estimate), largest on top."""
+    ordered = sorted(values.items(), key=lambda item: item[1])
+    fig, ax = plt.subplots(figsize=(7, 1 + 0.5 * len(ordered)), layout="constrained")
+    ax.barh([name for name, _ in ordered], [value for _, value in ordered])
+    ax.set(title=f"Parameter importance for {metric}", xlabel="importance (share of the objective's variance)")
+    ax.grid(alpha=0.3, axis="x")
+    return fig
+
+
+def best_curves(curves: Mapping[str, tuple[Sequence[int], Sequence[float]]], curve_metric: str) -> Figure:
+    """The curve of each compared sweep's best job, in one figure."""
+    fig, ax = plt.subplots(figsize=(8, 4.5), layout="constrained")
+    for label, (steps, values) in curves.items():
+        ax.plot(steps, values, marker="o", label=label)
+    ax.set(title=f"Best job of each: {curve_metric} per epoch", xlabel="epoch", ylabel=curve_metric)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     return fig

@@ -1,33 +1,35 @@
-"""``mnist-exp-reproduce <run id>``: run a recorded experiment again and compare the results."""
+"""Run a recorded experiment again from the config it logged, and compare the two runs' metrics."""
 
 from __future__ import annotations
 
-import argparse
 import logging
-import sys
 
 from mlflow import MlflowClient
 from mlflow.entities import Run
+from mlflow.exceptions import MlflowException
 
-from mnist_exp.cli import client_for, tracking_uri
+from mnist_exp.data import load
+from mnist_exp.errors import UserError
+from mnist_exp.tracking import names
+from mnist_exp.tracking.registry import run_config
+from mnist_exp.tracking.runs import git_state
 
-EPOCH_METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
-FINAL_METRICS = ("test_loss", "test_accuracy")
-log = logging.getLogger("mnist_exp.reproduce")
+log = logging.getLogger(__name__)
+Row = tuple[str, float | None, float | None]
 
 
-def metric_rows(client: MlflowClient, original: Run, new: Run) -> list[tuple[str, float | None, float | None]]:
+def metric_rows(client: MlflowClient, original: Run, new: Run) -> list[Row]:
     """(name, original value, new value) for every per-epoch and final metric."""
     rows = []
-    for name in EPOCH_METRICS:
+    for name in names.EPOCH_METRICS:
         before = {m.step: m.value for m in client.get_metric_history(original.info.run_id, name)}
         after = {m.step: m.value for m in client.get_metric_history(new.info.run_id, name)}
         rows += [(f"{name}[{step}]", before.get(step), after.get(step)) for step in sorted(before | after)]
-    rows += [(name, original.data.metrics.get(name), new.data.metrics.get(name)) for name in FINAL_METRICS]
+    rows += [(name, original.data.metrics.get(name), new.data.metrics.get(name)) for name in names.FINAL_METRICS]
     return rows
 
 
-def side_by_side(rows: list[tuple[str, float | None, float | None]]) -> str:
+def side_by_side(rows: list[Row]) -> str:
     width = max(len(name) for name, _, _ in rows)
     lines = [f"{'metric':<{width}}  {'original':>12}  {'reproduced':>12}  same"]
     for name, before, after in rows:
@@ -38,52 +40,36 @@ def side_by_side(rows: list[tuple[str, float | None, float | None]]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Rebuild a run's config from what it logged, check data and code, run it again, compare."""
-    parser = argparse.ArgumentParser(prog="mnist-exp-reproduce", description=main.__doc__)
-    parser.add_argument("run_id", help="the run to reproduce")
-    parser.add_argument("--tracking-uri", help="the MLflow store (default: MLFLOW_TRACKING_URI or the project's)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-
-    from mnist_exp.config import compose
-    from mnist_exp.data import DatasetFiles
-    from mnist_exp.models import run_config
-    from mnist_exp.tracking import git_state
-    from mnist_exp.train import train
-
-    client = client_for(tracking_uri(args.tracking_uri))
-    try:
-        original = client.get_run(args.run_id)
-    except Exception as exc:  # MLflow raises its own types for a missing run
-        parser.error(f"no run {args.run_id} in {client.tracking_uri}: {exc}")
-    cfg = run_config(client, original)
+def warn_about_differences(original: Run, digest_now: str) -> None:
+    """Say what may keep the new run from matching: other data, other code, no determinism."""
     tags = original.data.tags
-
-    canonical = DatasetFiles.from_config(compose([f"dataset={cfg.dataset.name}"]).dataset).digest
-    if tags.get("dataset.digest") not in (canonical, None):
+    if tags.get(names.DATASET_DIGEST_TAG) not in (digest_now, None):
         log.warning(
-            "warning: the run used dataset digest %s; conf/dataset/%s.yaml now gives %s",
-            tags["dataset.digest"],
-            cfg.dataset.name,
-            canonical,
+            "warning: the run used dataset digest %s; its dataset config now gives %s",
+            tags[names.DATASET_DIGEST_TAG],
+            digest_now,
         )
     commit, dirty = git_state()
-    if tags.get("git.commit") != commit:
-        log.warning("warning: the run was made at commit %s; this is %s", tags.get("git.commit"), commit)
+    if tags.get(names.GIT_COMMIT_TAG) != commit:
+        log.warning("warning: the run was made at commit %s; this is %s", tags.get(names.GIT_COMMIT_TAG), commit)
     if dirty:
         log.warning("warning: the work tree has uncommitted changes")
+
+
+def reproduce(client: MlflowClient, run_id: str) -> tuple[Run, Run]:
+    """Train the run's logged config again as a new run tagged ``reproduced_from``; return both runs."""
+    from mnist_exp.train import train
+
+    try:
+        original = client.get_run(run_id)
+    except MlflowException as exc:
+        raise UserError(f"no run {run_id} in {client.tracking_uri}. Fix: check the run id and --tracking-uri") from exc
+    cfg = run_config(client, original)
+    warn_about_differences(original, load(cfg.dataset).digest)
     if cfg.training.get("deterministic") is not True:
         log.warning("warning: the run was not deterministic (training.deterministic=false): expect small differences")
-
     cfg.resume = None
     cfg.training.skip_if_done = False
-    cfg.tracking.tags = {**cfg.tracking.tags, "reproduced_from": original.info.run_id}
+    cfg.tracking.tags = {**cfg.tracking.tags, names.REPRODUCED_FROM_TAG: original.info.run_id}
     new = client.get_run(str(train(cfg)["run_id"]))
-    print(f"original {original.info.run_id}  reproduced {new.info.run_id}")
-    print(side_by_side(metric_rows(client, original, new)))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return original, new

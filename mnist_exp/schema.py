@@ -6,10 +6,13 @@ dotted config key, the bad value and what is allowed, all at once.
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
+from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
 
 from mnist_exp.errors import UserError
 
@@ -30,33 +33,93 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def accepted_arguments(target: Callable[..., Any]) -> set[str]:
+    """The keyword arguments ``target`` takes; a class's include those its bases take through ``**kwargs``."""
+    accepted: set[str] = set()
+    functions = (
+        [c.__init__ for c in inspect.getmro(target) if "__init__" in vars(c)] if inspect.isclass(target) else [target]
+    )
+    for function in functions:
+        parameters = inspect.signature(function).parameters.values()
+        accepted |= {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        if not any(p.kind == p.VAR_KEYWORD for p in parameters):
+            break
+    return accepted - {"self"}
+
+
+IMPORT_TARGETS = "import_targets"  # validation context: import each _target_ and check its arguments
+
+
+class Target(BaseModel):
+    """A node Hydra builds: ``_target_`` names a callable; the other keys must be arguments it takes."""
+
+    model_config = ConfigDict(extra="allow")
+    target: str = Field(alias="_target_", pattern=r"^[A-Za-z_][\w.]*$")
+    partial: bool = Field(alias="_partial_", default=False)
+
+    @model_validator(mode="after")
+    def arguments_of_the_target(self, info: ValidationInfo) -> Target:
+        if not (info.context or {}).get(IMPORT_TARGETS):
+            return self
+        try:
+            target = get_object(self.target)
+        except Exception as exc:  # Hydra wraps whatever the import raised
+            raise ValueError(f"_target_ {self.target!r} cannot be imported ({exc.__cause__ or exc})") from exc
+        unknown = sorted(set(self.model_extra or {}) - accepted_arguments(target))
+        if unknown:
+            raise ValueError(
+                f"{self.target} takes no argument {', '.join(unknown)}; it takes "
+                f"{', '.join(sorted(accepted_arguments(target)))}"
+            )
+        return self
+
+
 class IdxFile(Strict):
     filename: str
     sha256: Sha256
 
 
-class DatasetFiles(Strict):
+class IdxFiles(Strict):
     train_images: IdxFile
     train_labels: IdxFile
     test_images: IdxFile
     test_labels: IdxFile
 
 
-class Dataset(Strict):
-    name: str
-    image_shape: tuple[PositiveInt, PositiveInt, PositiveInt]
-    num_classes: Annotated[int, Field(ge=2)]
-    class_names: list[str]
+class IdxSettings(Strict):
+    """The keys an IDX dataset adds: its sizes, its four files and where to fetch them."""
+
     train_size: PositiveInt
     test_size: PositiveInt
-    cache_dir: str
-    files: DatasetFiles
+    files: IdxFiles
     sources: list[dict[str, Any]]
+
+
+IDX_FORMAT = "mnist_exp.data.store.IdxFormat"
+
+
+class Dataset(BaseModel):
+    """What every dataset declares; its ``format`` reader's own keys beside them (``files``, ``path``, ...)."""
+
+    model_config = ConfigDict(extra="allow")
+    name: Annotated[str, Field(pattern=r"^[\w.-]+$")]
+    format: Target
+    image_shape: tuple[PositiveInt, PositiveInt, Literal[1, 3]]
+    num_classes: Annotated[int, Field(ge=2)]
+    class_names: list[str]
+    cache_dir: str
+    predict_as: Literal["digit", "fit"] = "fit"
 
     @model_validator(mode="after")
     def one_name_per_class(self) -> Dataset:
         if len(self.class_names) != self.num_classes:
             raise ValueError(f"class_names has {len(self.class_names)} names for num_classes={self.num_classes}")
+        return self
+
+    @model_validator(mode="after")
+    def digits_are_28_by_28(self) -> Dataset:
+        if self.predict_as == "digit" and self.image_shape != (28, 28, 1):
+            raise ValueError(f"predict_as=digit makes 28x28x1 inputs; image_shape is {list(self.image_shape)}")
         return self
 
 
@@ -74,17 +137,17 @@ class Model(Strict):
     loss: str
 
 
-class Optimizer(BaseModel):
-    """Known optimizers by name; their other settings are checked by building the optimizer."""
+class Optimizer(Target):
+    """A Keras optimizer class, built when the run knows its learning-rate schedule."""
 
-    model_config = ConfigDict(extra="allow")
-    target: str = Field(alias="_target_")
-    name: Literal["adam", "sgd", "rmsprop", "adamw"]
-    lr: Annotated[float, Field(gt=0)]
+    partial: Literal[True] = Field(alias="_partial_")
+    learning_rate: Annotated[float, Field(gt=0)]
 
 
-class LrSchedule(Strict):
-    name: Literal["constant", "cosine"]
+class LrSchedule(Target):
+    """A schedule function, given ``learning_rate``, ``steps_per_epoch`` and ``epochs`` by the run."""
+
+    partial: Literal[True] = Field(alias="_partial_")
     warmup_epochs: Annotated[float, Field(ge=0)] = 0.0
     final_fraction: Annotated[float, Field(ge=0, le=1)] = 0.0
 
@@ -115,6 +178,7 @@ class Tracking(Strict):
     registered_model_name: str
     tags: dict[str, str]
     runs_dir: str
+    optuna_storage: str
     request_timeout_s: Annotated[float, Field(gt=0)]
     retry_s: Annotated[float, Field(ge=0)]
 
@@ -166,19 +230,37 @@ def describe(error: dict[str, Any]) -> str:
     return f"{key}: {error['msg']} (got {error['input']!r})"
 
 
-def validate(cfg: DictConfig, known_datasets: list[str] | None = None) -> None:
+def check(container: Any, import_targets: bool) -> list[str]:
+    """The problems of a resolved config, each with its dotted key."""
+    try:
+        Experiment.model_validate(container, context={IMPORT_TARGETS: import_targets})
+    except ValidationError as exc:
+        return [describe(error) for error in exc.errors()]
+    return []
+
+
+def idx_problems(container: Any) -> list[str]:
+    """The problems of an IDX dataset's own keys (sizes, files, sources)."""
+    dataset = container.get("dataset") if isinstance(container, dict) else None
+    if not isinstance(dataset, dict) or (dataset.get("format") or {}).get("_target_") != IDX_FORMAT:
+        return []
+    known = set(Dataset.model_fields) | {"format"}
+    try:
+        IdxSettings.model_validate({k: v for k, v in dataset.items() if k not in known})
+    except ValidationError as exc:
+        return [describe(error | {"loc": ("dataset", *error["loc"])}) for error in exc.errors()]
+    return []
+
+
+def validate(cfg: DictConfig) -> None:
     """Raise ConfigError listing every value of ``cfg`` that breaks the schema."""
     try:
         container = OmegaConf.to_container(cfg, resolve=True)
     except Exception as exc:  # an interpolation that cannot resolve
         raise ConfigError(f"config cannot be resolved: {exc}") from exc
-    problems: list[str] = []
-    try:
-        Experiment.model_validate(container)
-    except ValidationError as exc:
-        problems = [describe(error) for error in exc.errors()]
-    if known_datasets is not None and cfg.dataset.name not in known_datasets:
-        problems.append(f"dataset.name: unknown dataset {cfg.dataset.name!r}; choose from {', '.join(known_datasets)}")
+    problems = check(container, import_targets=False) + idx_problems(container)  # in milliseconds
+    if not problems:
+        problems = check(container, import_targets=True)  # then each target's arguments (imports Keras)
     if len(problems) == 1:
         raise ConfigError(f"invalid config: {problems[0]}. Fix: {FIX}")
     if problems:

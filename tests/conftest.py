@@ -111,7 +111,7 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory, synthetic: list[str]) 
             "training.epochs=3",
             "training.batch_size=32",
             "training.steps_per_execution=5",  # does not divide the 16 steps of an epoch
-            "optimizer.lr=0.003",
+            "optimizer.learning_rate=0.003",
         ]
     )
     return train(cfg), store
@@ -165,13 +165,16 @@ def launch(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subproce
 
 
 def runs_in(store: Path) -> list:
-    """Every run in the SQLite store under ``store`` (none if there is no store yet)."""
-    from mlflow import MlflowClient
+    """Every run in the SQLite store under ``store`` (none if there is no store yet).
+
+    Opened under the store's creation lock: a process may be creating it at this moment.
+    """
+    from mnist_exp.tracking.store import open_store
 
     database = store / "mlflow.db"
     if not database.exists():
         return []
-    client = MlflowClient(f"sqlite:///{database}")
+    client = open_store(f"sqlite:///{database}")
     return client.search_runs([e.experiment_id for e in client.search_experiments()])
 
 
@@ -213,3 +216,43 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
     setattr(item, f"rep_{report.when}", report)
     return report
+
+
+# Three classes of colour pictures a small CNN tells apart: a red disc, a green square, a blue bar.
+SHAPES = {"bar": (40, 60, 220), "disc": (220, 40, 40), "square": (40, 200, 60)}
+FORMATS = [("PNG", ".png", "RGB"), ("JPEG", ".jpg", "RGB"), ("BMP", ".bmp", "RGB"), ("WEBP", ".webp", "RGB"),
+           ("PNG", ".png", "RGBA"), ("PNG", ".png", "P"), ("PNG", ".png", "L")]  # fmt: skip
+
+
+def draw_shape(kind: str, size: tuple[int, int], rng: np.random.Generator) -> Image.Image:
+    """One picture of ``kind`` on a noisy grey background, placed and sized at random."""
+    width, height = size
+    background = rng.integers(90, 160, (height, width, 3), dtype=np.uint8)
+    image = Image.fromarray(background, "RGB")
+    draw = ImageDraw.Draw(image)
+    side = int(min(size) * rng.uniform(0.4, 0.7))
+    left, top = int(rng.integers(0, width - side)), int(rng.integers(0, height - side))
+    colour = tuple(int(c + rng.integers(-25, 25)) for c in SHAPES[kind])
+    if kind == "disc":
+        draw.ellipse((left, top, left + side, top + side), fill=colour)
+    elif kind == "square":
+        draw.rectangle((left, top, left + side, top + side), fill=colour)
+    else:
+        draw.rectangle((left, top + side // 3, left + side, top + 2 * side // 3), fill=colour)
+    return image
+
+
+def write_pictures(folder: Path, per_class: int, seed: int = 0) -> list[Path]:
+    """``folder/<class>/<n>.<ext>``: pictures of different sizes, formats and modes; returns the files."""
+    rng = np.random.default_rng(seed)
+    written = []
+    for kind in SHAPES:
+        (folder / kind).mkdir(parents=True, exist_ok=True)
+        for n in range(per_class):
+            fmt, ext, mode = FORMATS[n % len(FORMATS)]
+            image = draw_shape(kind, (int(rng.integers(24, 64)), int(rng.integers(24, 64))), rng)
+            image = image.convert(mode) if mode != "P" else image.quantize(64)
+            path = folder / kind / f"{n:03d}{ext}"
+            image.save(path, fmt)
+            written.append(path)
+    return written

@@ -8,10 +8,9 @@ from pathlib import Path
 import keras
 import pytest
 from hydra.errors import ConfigCompositionException
-from hydra.utils import instantiate
 
-from mnist_exp.config import PROJECT_ROOT, compose, group_options
-from mnist_exp.model import build_model, learning_rate
+from mnist_exp.config import checkout_root, compose, group_options
+from mnist_exp.network import build_model, build_optimizer, build_partial
 
 RECIPE = [
     ("Conv2D", 32, (3, 3), "relu"),
@@ -32,18 +31,22 @@ def describe(layer: keras.layers.Layer) -> tuple:
     return type(layer).__name__, width, window and tuple(window), config.get("activation")
 
 
+# The datasets that need no path of the user's (folder and npz are tested with data in tests/data/).
+BUILT_IN = [name for name in group_options("dataset") if name not in ("folder", "npz")]
+
+
 @pytest.mark.parametrize(
     ("dataset", "model", "optimizer"),
-    list(itertools.product(group_options("dataset"), group_options("model"), group_options("optimizer"))),
+    list(itertools.product(BUILT_IN, group_options("model"), group_options("optimizer"))),
 )
 def test_every_option_composes_and_builds(dataset: str, model: str, optimizer: str) -> None:
     cfg = compose([f"dataset={dataset}", f"model={model}", f"optimizer={optimizer}"])
     built = build_model(cfg.model, cfg.dataset)
     assert built.output_shape == (None, cfg.dataset.num_classes)
-    built_optimizer = instantiate(cfg.optimizer)
+    built_optimizer = build_optimizer(cfg, steps_per_epoch=750)
     assert type(built_optimizer).__name__.lower() == optimizer
-    assert float(built_optimizer.learning_rate) == pytest.approx(cfg.optimizer.lr)
-    assert cfg.tracking.run_name == f"{model}-{dataset}-{optimizer}-lr{cfg.optimizer.lr}"
+    assert float(built_optimizer.learning_rate) == pytest.approx(cfg.optimizer.learning_rate)
+    assert cfg.tracking.run_name == f"{model}-{dataset}-{optimizer}-lr{cfg.optimizer.learning_rate}"
 
 
 @pytest.mark.parametrize("experiment", group_options("experiment"))
@@ -68,12 +71,26 @@ def test_reference_training_settings() -> None:
     assert cfg.dataset.name == "mnist"
 
 
+def learning_rate(cfg):
+    """The learning rate or schedule the run's optimizer gets, for the reference run's 750 steps per epoch."""
+    lr_cfg = cfg.lr_schedule
+    return build_partial(
+        lr_cfg,
+        "lr_schedule",
+        learning_rate=cfg.optimizer.learning_rate,
+        steps_per_epoch=750,
+        epochs=cfg.training.epochs,
+    )
+
+
 def test_reference_learning_rate_is_constant() -> None:
     assert learning_rate(compose(["experiment=reference"])) == 1e-3
 
 
 def test_cosine_schedule_warms_up_then_decays_to_the_final_fraction() -> None:
-    cfg = compose(["lr_schedule=cosine", "training.epochs=2", "optimizer.lr=0.01", "lr_schedule.final_fraction=0.1"])
+    cfg = compose(
+        ["lr_schedule=cosine", "training.epochs=2", "optimizer.learning_rate=0.01", "lr_schedule.final_fraction=0.1"]
+    )
     schedule = learning_rate(cfg)
     steps_per_epoch = 48_000 // 64  # 80 % of 60,000 images in batches of 64
     warmup = round(0.2 * steps_per_epoch)
@@ -117,8 +134,10 @@ def test_unknown_override_key_fails_with_hydras_error() -> None:
 def test_default_store_is_under_the_project_root_whatever_the_working_folder(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     cfg = compose()
-    assert cfg.tracking.uri == f"sqlite:///{PROJECT_ROOT / 'mlruns' / 'mlflow.db'}"
-    assert Path(cfg.tracking.artifact_location) == PROJECT_ROOT / "mlruns" / "artifacts"
+    root = checkout_root()
+    assert root is not None and (root / "pyproject.toml").is_file()
+    assert cfg.tracking.uri == f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"
+    assert Path(cfg.tracking.artifact_location) == root / "mlruns" / "artifacts"
 
 
 def test_environment_points_tracking_at_a_server(monkeypatch) -> None:

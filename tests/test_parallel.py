@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 
 from mnist_exp.config import compose
-from mnist_exp.model import compile_model
+from mnist_exp.network import compile_model
 from mnist_exp.parallel import in_shards
 
 
 def test_a_step_in_uneven_shards_learns_what_a_whole_batch_step_learns(tmp_path) -> None:
     cfg = compose(["optimizer=sgd", "training.batch_size=8", "training.steps_per_execution=1"])
     keras.utils.set_random_seed(0)
-    whole, split = compile_model(cfg), compile_model(cfg)
+    whole, split = compile_model(cfg, 750), compile_model(cfg, 750)
     split.set_weights(whole.get_weights())
     trainer = in_shards(split, 3)  # 8 images in parts of 2, 3 and 3
     rng = np.random.default_rng(0)
@@ -33,7 +33,7 @@ def test_a_step_in_uneven_shards_learns_what_a_whole_batch_step_learns(tmp_path)
 
 
 def test_predictions_in_shards_match_even_for_fewer_images_than_shards() -> None:
-    model = compile_model(compose())
+    model = compile_model(compose(), 750)
     trainer = in_shards(model, 2)
     images = np.random.default_rng(1).random((5, 28, 28, 1), dtype=np.float32)
     for batch in (images, images[:1]):
@@ -41,5 +41,5 @@ def test_predictions_in_shards_match_even_for_fewer_images_than_shards() -> None
 
 
 def test_one_shard_trains_the_model_itself() -> None:
-    model = compile_model(compose())
+    model = compile_model(compose(), 750)
     assert in_shards(model, 1) is model

@@ -6,13 +6,13 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from mnist_exp.data import Splits
-from mnist_exp.pipeline import EpochOrder, Split, batches, partition, split_sizes
+from mnist_exp.pipeline import EpochOrder, Subset, batches, partition, split_sizes
 
 
-def numbered(n: int) -> Split:
+def numbered(n: int) -> Subset:
     """n one-pixel-valued images: image i is filled with i, its label is i % 10."""
     images = np.repeat(np.arange(n, dtype=np.uint8), 4).reshape(n, 2, 2, 1)
-    return Split(images, (np.arange(n) % 10).astype(np.uint8))
+    return Subset(images, (np.arange(n) % 10).astype(np.uint8))
 
 
 def indices(batch_images: np.ndarray) -> list[int]:

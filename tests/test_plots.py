@@ -10,11 +10,13 @@ from mnist_exp.plots import sweep_comparison
 
 
 def sweep(jobs: int, epochs: int):
-    labels = [f"optimizer.lr={short(2e-4 * 1.5**i)}" for i in range(jobs)]
+    labels = [f"optimizer.learning_rate={short(2e-4 * 1.5**i)}" for i in range(jobs)]
     curves = {label: (list(range(1, epochs + 1)), [0.9 + 0.001 * i] * epochs) for i, label in enumerate(labels)}
     scores = {label: 0.9 + 0.001 * i for i, label in enumerate(labels)}
     lrs = [2e-4 * 1.5**i for i in range(jobs)]
-    figure = sweep_comparison(curves, "val_accuracy", {"optimizer.lr": (lrs, list(scores.values()))}, "acc", scores)
+    figure = sweep_comparison(
+        curves, "val_accuracy", {"optimizer.learning_rate": (lrs, list(scores.values()))}, "acc", scores
+    )
     figure.canvas.draw()
     return figure
 
@@ -22,7 +24,7 @@ def sweep(jobs: int, epochs: int):
 def test_a_small_sweep_has_its_legend_beside_the_curves_and_whole_epochs() -> None:
     figure = sweep(jobs=9, epochs=1)
     curves, by_lr = figure.axes[:2]
-    assert figure.get_suptitle() == "Sweep over optimizer.lr: acc"
+    assert figure.get_suptitle() == "Sweep over optimizer.learning_rate: acc"
     legend = curves.get_legend()
     assert legend is not None and len(legend.get_texts()) == 9
     renderer = figure.canvas.get_renderer()
@@ -41,6 +43,8 @@ def test_a_large_sweep_is_coloured_by_the_objective_and_a_narrow_range_stays_lin
     assert any(axis.get_label() == "<colorbar>" for axis in figure.axes)
     assert list(curves.get_xticks()) == [1, 2, 3, 4, 5]
     plt.close(figure)
-    narrow = sweep_comparison({}, "val_accuracy", {"optimizer.lr": ([1e-3, 2e-3, 5e-3], [0.9, 0.91, 0.92])}, "acc")
+    narrow = sweep_comparison(
+        {}, "val_accuracy", {"optimizer.learning_rate": ([1e-3, 2e-3, 5e-3], [0.9, 0.91, 0.92])}, "acc"
+    )
     assert narrow.axes[1].get_xscale() == "linear"
     plt.close(narrow)

@@ -87,7 +87,7 @@ def test_a_cosine_schedule_decays_the_learning_rate_epoch_by_epoch(synthetic, st
     finally:
         mlflow.set_tracking_uri(shared_store)  # the other tests here read the shared run's store
     rates = history(results["run_id"], "learning_rate", MlflowClient(f"sqlite:///{store / 'mlflow.db'}"))
-    assert rates[0] > rates[1] > rates[2] == pytest.approx(0.1 * cfg.optimizer.lr)
+    assert rates[0] > rates[1] > rates[2] == pytest.approx(0.1 * cfg.optimizer.learning_rate)
     assert results["test_accuracy"] > 0.5  # ten classes: learning, not chance
 
 
@@ -95,7 +95,7 @@ def test_every_resolved_config_value_is_a_dotted_param(finished) -> None:
     _, run = finished
     params = run.data.params
     assert params["training.batch_size"] == "32"
-    assert params["optimizer.lr"] == "0.003"
+    assert params["optimizer.learning_rate"] == "0.003"
     assert params["model.layers.conv1.filters"] == "32"
     assert params["model.output.units"] == "10"
     assert params["dataset.image_shape"] == "[28, 28, 1]"
@@ -149,17 +149,19 @@ def test_command_line_run_records_its_overrides(tmp_path, synthetic) -> None:
         "optimizer=sgd",
         "tracking.log_model=false",
     ]
-    result = run_module(tmp_path, "mnist_exp.main", *overrides, f"hydra.run.dir={tmp_path / 'out'}", timeout=300)
+    result = run_module(
+        tmp_path, "mnist_exp.commands.train", *overrides, f"hydra.run.dir={tmp_path / 'out'}", timeout=300
+    )
     assert "test accuracy" in result.stderr + result.stdout
     run = only_run(store)
     assert run.data.tags["hydra.overrides"] == " ".join(overrides)
     assert run.info.run_name == "cnn-mnist-sgd-lr0.01"
 
 
-def test_the_first_import_of_train_freezes_the_libraries_and_collection_goes_on() -> None:
+def test_the_first_import_of_the_fitting_steps_freezes_the_libraries_and_collection_goes_on() -> None:
     probe = (
-        "import gc; from mnist_exp.main import load_train; load_train(); first = gc.get_freeze_count(); "
-        "load_train(); print(first, gc.get_freeze_count(), gc.isenabled())"
+        "import gc; from mnist_exp.train import fitting; fitting(); first = gc.get_freeze_count(); "
+        "fitting(); print(first, gc.get_freeze_count(), gc.isenabled())"
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
     first, again, enabled = result.stdout.split()

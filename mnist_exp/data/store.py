@@ -1,4 +1,4 @@
-"""The verified dataset cache: check it, fill it from the configured sources, load it."""
+"""The IDX format: MNIST-style datasets as four verified IDX files in a cache, filled from the configured sources."""
 
 from __future__ import annotations
 
@@ -11,26 +11,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from mnist_exp.data import idx
+from mnist_exp.data.formats import Loaded, Splits
 from mnist_exp.data.idx import DataError, FileSpec
 from mnist_exp.data.sources import SourceError
 
 ROLES = ("train_images", "train_labels", "test_images", "test_labels")
 PROVENANCE = "source.json"
-
-
-@dataclass(frozen=True)
-class Splits:
-    """A dataset's raw uint8 arrays, as read from the verified IDX files."""
-
-    train_images: np.ndarray
-    train_labels: np.ndarray
-    test_images: np.ndarray
-    test_labels: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -130,3 +120,34 @@ def load(cfg: DictConfig) -> Splits:
     if not dataset.present():
         return pull(cfg)
     return dataset.read()
+
+
+class IdxFormat:
+    """The reader of IDX datasets (MNIST, Fashion-MNIST): ``files`` with their sha256, ``sources`` to fetch from."""
+
+    def load(self, dataset: DictConfig) -> Loaded:
+        files = DatasetFiles.from_config(dataset)
+        return Loaded(load(dataset), files.digest, str(files.cache_dir))
+
+    def info(self, dataset: DictConfig) -> list[str]:
+        files = DatasetFiles.from_config(dataset)
+        source = files.provenance()
+        lines = [
+            f"source: {source.get('source', 'not pulled')}  {source.get('fetched_at', '')}",
+            f"dataset digest: {files.digest}",
+        ]
+        for spec in files.files.values():
+            path = idx.find(files.cache_dir, spec.filename)
+            size = f"{path.stat().st_size:>10,d} B" if path else "   missing"
+            lines.append(f"{spec.filename:<26} {size}  sha256 {spec.sha256}")
+        return lines
+
+    def verify(self, dataset: DictConfig) -> list[str]:
+        files = DatasetFiles.from_config(dataset)
+        problems = []
+        for spec in files.files.values():
+            try:
+                idx.read(files.cache_dir, spec, files.fix)
+            except DataError as exc:
+                problems.append(str(exc))
+        return problems

@@ -21,16 +21,17 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from mlflow import MlflowClient
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
+from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+from mnist_exp.tracking.names import CHECKPOINT_MODEL as MODEL_FILE
+from mnist_exp.tracking.names import JOURNAL, MODEL_NAME, RUN_INFO, STAGED
+from mnist_exp.tracking.store import use_store
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-JOURNAL = "journal.jsonl"
-STAGED = "files"  # artifacts as they will be uploaded: files/<artifact path>/<name>
-RUN_INFO = "run.json"
-MODEL_FILE = "model.keras"
 # Errors that no retry will mend: a wrong value or a run that does not exist.
 PERMANENT = frozenset({"INVALID_PARAMETER_VALUE", "RESOURCE_ALREADY_EXISTS", "RESOURCE_DOES_NOT_EXIST", "BAD_REQUEST"})
 
@@ -39,6 +40,12 @@ def artifact_dir(artifact_file: str) -> str:
     """The folder part of an artifact's path: ``plots`` for ``plots/x.png``, empty for ``x.txt``."""
     parent = Path(artifact_file).parent.as_posix()
     return "" if parent == "." else parent
+
+
+def dataset_input(fields: dict[str, str]) -> DatasetInput:
+    """An MLflow dataset input from its journaled fields (``context``: training, validation or test)."""
+    dataset = {k: v for k, v in fields.items() if k != "context"}
+    return DatasetInput(Dataset(**dataset), tags=[InputTag(MLFLOW_DATASET_CONTEXT, fields["context"])])
 
 
 class StoreAwayError(Exception):
@@ -117,6 +124,10 @@ class RunRecord:
     def log_figure(self, figure: Any, artifact_file: str) -> None:
         figure.savefig(self._staged(artifact_file))
         self.log_file(self._staged(artifact_file), artifact_dir(artifact_file))
+
+    def log_inputs(self, datasets: list[dict[str, str]]) -> None:
+        """Log datasets as the run's inputs: each an MLflow dataset entity's fields and its ``context``."""
+        self._write({"op": "inputs", "datasets": datasets})
 
     def log_model(self, model: Any, signature: dict, requirements: list[str]) -> None:
         """Log a Keras model as the run's MLflow model; saved as a ``.keras`` file while the store is away."""
@@ -216,6 +227,14 @@ class RunRecord:
             import keras
 
             self._log_model(entry, keras.models.load_model(entry["path"]))
+        elif op == "inputs":
+            datasets = [dataset_input(d) for d in entry["datasets"]]
+            try:
+                self.client.log_inputs(self.run_id, datasets=datasets)
+            except MlflowException as exc:  # a parallel job added the same dataset at that moment: it exists now
+                if "unique" not in str(exc).lower():
+                    raise
+                self.client.log_inputs(self.run_id, datasets=datasets)
         elif op == "terminate":
             self.client.set_terminated(self.run_id, entry["status"], end_time=entry["end_time"])
         else:
@@ -226,15 +245,15 @@ class RunRecord:
         import mlflow.keras
         from mlflow.models import Model, ModelSignature
 
-        from mnist_exp.tracking import use_store
-
         use_store(self.client.tracking_uri)  # Model.log writes through the fluent API's store
         logged = mlflow.initialize_logged_model(  # in the run's experiment, whatever experiment is active
-            name="model", source_run_id=self.run_id, experiment_id=self.client.get_run(self.run_id).info.experiment_id
+            name=MODEL_NAME,
+            source_run_id=self.run_id,
+            experiment_id=self.client.get_run(self.run_id).info.experiment_id,
         )
         Model.log(
             artifact_path=None,
-            name="model",
+            name=MODEL_NAME,
             flavor=mlflow.keras,
             run_id=self.run_id,
             model_id=logged.model_id,

@@ -1,0 +1,81 @@
+"""Does pruning spend compute well? The Optuna search with and without pruning, in one session.
+
+Runs ``mnist-exp experiment=optuna_search`` (TPE, 2 workers) twice on MNIST, each into a
+store of its own: with the experiment's median pruner, then with ``hydra.sweeper.pruner=null``.
+Reports each search's wall time, trials pruned and best validation accuracy, the ratio of
+wall times, and appends the table to benchmarks/RESULTS.md under this machine's heading.
+The goal: at most half the wall time, for a best accuracy within 0.002.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from compare import HERE, append_section
+from machine import heading, matmul_gflops
+from mlflow import MlflowClient
+
+from mnist_exp.tracking import names
+
+
+def search(store: Path, folder: Path, overrides: list[str]) -> tuple[float, float, int, int]:
+    """Wall time, best val accuracy, trials and pruned trials of one search."""
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    command = [
+        sys.executable, "-m", "mnist_exp.commands.train", "experiment=optuna_search",
+        f"tracking.store_dir={store}", f"hydra.sweep.dir={folder}", "training.verbose=0", *overrides,
+    ]  # fmt: skip
+    start = time.perf_counter()
+    subprocess.run(command, cwd=HERE.parent, env=env, check=True, capture_output=True)
+    wall = time.perf_counter() - start
+    client = MlflowClient(f"sqlite:///{store / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("optuna_search").experiment_id])
+    (parent,) = [r for r in runs if r.data.tags.get(names.SWEEP_ROLE_TAG) == names.SWEEP_PARENT_ROLE]
+    jobs = [r for r in runs if r is not parent]
+    pruned = sum(r.data.tags.get(names.PRUNED_TAG) == "true" for r in jobs)
+    return wall, parent.data.metrics[names.BEST_VAL_ACCURACY], len(jobs), pruned
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
+    parser.add_argument("overrides", nargs="*", help="more overrides for both searches")
+    args = parser.parse_args()
+    gflops = matmul_gflops()
+    common = [f"hydra.sweeper.n_trials={args.trials}", f"training.epochs={args.epochs}", *args.overrides]
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="mnist-exp-search-") as tmp:
+        for label, extra in (("median pruner", []), ("no pruning", ["hydra.sweeper.pruner=null"])):
+            results[label] = search(Path(tmp) / label.replace(" ", "-"), Path(tmp) / f"{label}-sweep", common + extra)
+            wall, best, trials, pruned = results[label]
+            print(f"{label}: {wall:.0f} s, best val accuracy {best:.4f}, {pruned} of {trials} pruned", flush=True)
+    (pruned_wall, pruned_best, *_), (plain_wall, plain_best, *_) = results["median pruner"], results["no pruning"]
+    lines = [
+        *heading("search.py", gflops),
+        f"`.venv/bin/python benchmarks/search.py --trials {args.trials} --epochs {args.epochs}`: "
+        "`experiment=optuna_search` (TPE, 2 workers of 1 thread), with its median pruner and without.",
+        "",
+        "| search | wall time (s) | trials pruned | best val accuracy |",
+        "|---|---|---|---|",
+        *(
+            f"| {label} | {wall:.0f} | {pruned} of {trials} | {best:.4f} |"
+            for label, (wall, best, trials, pruned) in results.items()
+        ),
+        "",
+        f"Wall time with pruning / without: {pruned_wall / plain_wall:.2f} (goal: at most 0.5); best accuracy "
+        f"difference {pruned_best - plain_best:+.4f} (goal: within 0.002).",
+    ]
+    append_section(args.out, lines)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

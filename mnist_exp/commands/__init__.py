@@ -1,0 +1,54 @@
+"""The console scripts, each a thin parser over library functions; they share one option for the store.
+
+Nothing in the library imports from here.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from functools import wraps
+from typing import TYPE_CHECKING
+
+from mnist_exp.errors import UserError, report, wants_traceback
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+
+def add_store_option(parser: argparse.ArgumentParser, what: str = "the MLflow store") -> None:
+    """``--tracking-uri``, the same in every command."""
+    parser.add_argument(
+        "--tracking-uri", help=f"{what} (default: MLFLOW_TRACKING_URI, else the configured tracking.uri)"
+    )
+
+
+def store_uri(args: argparse.Namespace) -> str:
+    """The store a command works on: ``--tracking-uri``, else the config's (MLFLOW_TRACKING_URI or the project's)."""
+    if args.tracking_uri:
+        return args.tracking_uri
+    from mnist_exp.config import compose
+
+    return compose().tracking.uri
+
+
+def store_client(args: argparse.Namespace) -> MlflowClient:
+    """A client on the command's store, MLflow's fluent API pointed there too."""
+    from mnist_exp.tracking.store import open_client
+
+    return open_client(store_uri(args))
+
+
+def reports_errors(command: Callable[[list[str] | None], int]) -> Callable[[list[str] | None], int]:
+    """A command whose user errors (config, data, store, model) print one ``error:`` line and exit 1."""
+
+    @wraps(command)
+    def run(argv: list[str] | None = None) -> int:
+        try:
+            return command(argv)
+        except UserError as exc:
+            if wants_traceback():
+                raise
+            return report(exc)
+
+    return run

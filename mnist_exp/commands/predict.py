@@ -1,0 +1,46 @@
+"""``mnist-exp-predict``: classify pictures or arrays with a logged or registered model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from mnist_exp.commands import add_store_option, reports_errors, store_client
+
+
+def print_results(results: list[dict], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(results, indent=2))
+        return
+    for r in results:
+        if "error" in r:
+            print(f"{r['file']}: error: {r['error']}")
+        else:
+            print(f"{r['file']}: {r['class']} ({r['name']}) p={r['probability']:.3f}")
+
+
+@reports_errors
+def main(argv: list[str] | None = None) -> int:
+    """Classify PNG/JPEG images of any size, or .npy arrays, with a logged or registered model."""
+    parser = argparse.ArgumentParser(prog="mnist-exp-predict", description=main.__doc__)
+    parser.add_argument("--model", required=True, help="models:/<name>/<version>, models:/<model id>, or a run id")
+    parser.add_argument("files", nargs="+", type=Path, help="images (.png, .jpg) or arrays (.npy)")
+    parser.add_argument("--json", action="store_true", help="print one JSON list instead of lines")
+    add_store_option(parser)
+    args = parser.parse_args(argv)
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from mnist_exp.predict import predict_files
+    from mnist_exp.tracking.registry import resolve
+
+    client = store_client(args)
+    results = predict_files(client, resolve(client, args.model), args.files)
+    print_results(results, args.json)
+    return 1 if any("error" in r for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

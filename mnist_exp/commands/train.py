@@ -1,0 +1,88 @@
+"""``mnist-exp``: train one configuration, or sweep many (-m); a thin Hydra wrapper around ``train``."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import signal
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from mnist_exp import errors
+from mnist_exp.config import CONFIG_MODULE, CONFIG_NAME
+from mnist_exp.tracking import jobs
+from mnist_exp.train import train
+
+log = logging.getLogger(__name__)
+finished_runs: list[str] = []  # run ids of single runs (not sweep jobs) that finished in this process
+
+
+def interrupt(signum: int, frame: object) -> None:
+    """SIGTERM (a scheduler's stop, `kill`) ends training the way Ctrl-C does."""
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@hydra.main(version_base="1.3", config_path=f"pkg://{CONFIG_MODULE}", config_name=CONFIG_NAME)
+def main(cfg: DictConfig) -> float:
+    """Train one configuration; return the objective that sweepers optimise.
+
+    In a sweep, a failing job is recorded as a FAILED child run and reported as
+    NaN, so the other jobs run to the end and the sweep is still summarised.
+    """
+    signal.signal(signal.SIGTERM, interrupt)  # in a launcher's worker process too
+    try:
+        results = train(cfg)
+        if not jobs.in_sweep():
+            finished_runs.append(results["run_id"])
+        return float(results["objective"])
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None  # the run is recorded KILLED; no traceback for a deliberate stop
+    except Exception as exc:
+        if not jobs.in_sweep():
+            if isinstance(exc, errors.UserError) and not errors.wants_traceback():
+                raise SystemExit(errors.report(exc)) from None
+            raise
+        log.exception("job failed; the sweep goes on")
+        from mnist_exp.tracking import sweeps
+
+        sweeps.record_failure(cfg, exc)
+        return math.nan
+
+
+def close_open_sweeps() -> None:
+    """End the sweeps a stop or an error left open (their parents KILLED, with the summary of what finished)."""
+    if jobs.OPEN_SWEEPS:
+        from mnist_exp.tracking import sweeps
+
+        sweeps.close_interrupted()
+
+
+def cli() -> None:
+    """The ``mnist-exp`` command: ``main``, and a quick exit after a single run that finished.
+
+    Tearing down the interpreter with TensorFlow loaded takes 1-2 s. A finished
+    single run has stored everything, so the process ends without that teardown.
+    Sweeps (worker pools to stop) and failures exit the usual way. SIGTERM stops
+    the process as Ctrl-C does; a sweep it stops ends KILLED with its summary.
+    """
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        main()
+    except KeyboardInterrupt:  # a stop before or between runs (imports, composing the config): nothing to record
+        close_open_sweeps()
+        raise SystemExit(130) from None
+    except BaseException:
+        close_open_sweeps()
+        raise
+    if finished_runs:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,29 @@
+"""``mnist-exp-ui``: the MLflow UI on the project's store, opened on the newest experiment's runs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from mnist_exp.commands import add_store_option, reports_errors, store_uri
+
+
+@reports_errors
+def main(argv: list[str] | None = None) -> int:
+    """Start the MLflow UI on the project's store; Ctrl-C stops it."""
+    parser = argparse.ArgumentParser(prog="mnist-exp-ui", description=main.__doc__)
+    parser.add_argument("--port", type=int, default=5000, help="port to listen on (default 5000)")
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1, this machine only)")
+    add_store_option(parser, "the store to show")
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the UI to answer")
+    args = parser.parse_args(argv)
+
+    from mnist_exp.tracking.servers import landing_page, serve, ui_command
+
+    uri = store_uri(args)
+    command = ui_command(uri, args.host, args.port)
+    return serve(command, args.host, args.port, f"MLflow UI for {uri}", args.timeout, landing_page(uri))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

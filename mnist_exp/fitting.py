@@ -1,0 +1,258 @@
+"""The steps of a training run, for ``train``: open the experiment, prepare, open the run, fit and log.
+
+Importing this module loads TensorFlow, Keras and MLflow (seconds): ``train`` imports
+it once the config has passed its checks.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from threading import Event
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras
+import numpy as np
+import tensorflow as tf
+from mlflow import MlflowClient
+from mlflow.models import ModelSignature
+from mlflow.types import Schema, TensorSpec
+from omegaconf import DictConfig, OmegaConf
+
+from mnist_exp import parallel, plots
+from mnist_exp.callbacks import StopOnDivergence, StopOnSignal
+from mnist_exp.data import Loaded, load
+from mnist_exp.network import compile_model
+from mnist_exp.pipeline import EpochOrder, Partition, batches, partition, steps_per_epoch
+from mnist_exp.plan import Plan, this_machine
+from mnist_exp.plan import plan as choose_plan
+from mnist_exp.search.trials import JobTrial, ReportToTrial, epoch_metric
+from mnist_exp.tracking import jobs, names, runs, store
+from mnist_exp.tracking.checkpoints import EpochCheckpoint, ResumePoint, checkpoint_folder, run_folder
+from mnist_exp.tracking.epochs import MlflowEpochLogger
+from mnist_exp.tracking.record import RunRecord, StoreAwayError, retrying
+
+log = logging.getLogger(__name__)
+
+
+def progress_mode(verbose: str | int) -> int:
+    """Keras verbosity: for ``auto``, a live bar on a terminal and one line per epoch otherwise."""
+    if verbose == "auto":
+        return 1 if sys.stdout.isatty() else 2
+    return int(verbose)
+
+
+def model_summary(model: keras.Model) -> str:
+    lines: list[str] = []
+    model.summary(print_fn=lambda line, **_: lines.append(line))
+    return "\n".join(lines)
+
+
+def classification_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
+    """Test loss and accuracy of the predicted class probabilities."""
+    one_hot = keras.ops.one_hot(labels, probabilities.shape[1])
+    loss = keras.losses.categorical_crossentropy(one_hot, probabilities)
+    accuracy = np.mean(probabilities.argmax(axis=1) == labels)
+    return {names.TEST_LOSS: float(np.mean(loss)), names.TEST_ACCURACY: float(accuracy)}
+
+
+def signature(dataset_cfg: DictConfig) -> ModelSignature:
+    """What the logged model takes and returns: float32 images in [0, 1], and class probabilities."""
+    images = TensorSpec(np.dtype(np.float32), (-1, *dataset_cfg.image_shape))
+    probabilities = TensorSpec(np.dtype(np.float32), (-1, dataset_cfg.num_classes))
+    return ModelSignature(inputs=Schema([images]), outputs=Schema([probabilities]))
+
+
+def log_training_artifacts(cfg: DictConfig, record: RunRecord, model: keras.Model, history: dict) -> None:
+    """Learning curves, model summary and the model itself."""
+    record.log_figure(plots.learning_curves(history), names.LEARNING_CURVES_FILE)
+    record.log_text(model_summary(model), names.MODEL_SUMMARY_FILE)
+    if cfg.tracking.log_model:
+        record.log_model(model, signature(cfg.dataset).to_dict(), runs.model_requirements())
+
+
+def predict_while(log: Callable[[], None], model: keras.Model, images: tf.data.Dataset) -> np.ndarray:
+    """The model's class probabilities for ``images``, predicted on a worker thread while ``log`` runs here.
+
+    Prediction runs in TensorFlow, mostly without the GIL, so the logging no longer waits for it.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="test-prediction") as worker:
+        predicted = worker.submit(model.predict, images, verbose=0)
+        log()
+        return predicted.result()
+
+
+def summary_metrics(history: dict[str, list[float]], train_samples: int) -> dict[str, float]:
+    """Totals over every epoch of the run (a resumed one's included): time, throughput, best validation accuracy."""
+    epoch_times, train_times = history[names.EPOCH_TIME], history[names.TRAIN_TIME]
+    metrics = {
+        names.TRAIN_TIME_TOTAL: float(sum(epoch_times)),
+        names.EPOCH_TIME_MEAN: float(np.mean(epoch_times)),
+        names.SAMPLES_PER_S_MEAN: train_samples * len(train_times) / sum(train_times),
+    }
+    if "val_accuracy" in history:  # Keras's log key, the same as the metric's name
+        metrics[names.BEST_VAL_ACCURACY] = float(max(history["val_accuracy"]))
+    return metrics
+
+
+def trial_reporter(cfg: DictConfig, has_validation: bool) -> ReportToTrial | None:
+    """In an Optuna search, the callback that reports each epoch to the job's trial and stops it when pruned."""
+    job_trial = JobTrial.from_env()
+    if job_trial is None:
+        return None
+    return ReportToTrial(job_trial.open(), epoch_metric(cfg.objective.metric, has_validation))
+
+
+def fit_and_log(
+    cfg: DictConfig,
+    model: keras.Model,
+    trainer: keras.Model,
+    data: Partition,
+    record: RunRecord,
+    start: ResumePoint | None,
+) -> dict[str, float]:
+    """Train from where ``start`` left off to the configured epochs, evaluate, and log metrics and artifacts.
+
+    ``trainer`` fits and predicts (``model``, or ``model`` in batch shards);
+    ``model`` is what is checkpointed and logged.
+    """
+    classes, eval_batch_size = cfg.dataset.num_classes, cfg.training.eval_batch_size
+    epochs_done = start.epochs_done if start else 0
+    order = EpochOrder(cfg.training.seed, len(data.train))
+    train_data = batches(data.train, classes, cfg.training.batch_size, order if cfg.training.shuffle else None)
+    val_data = batches(data.val, classes, eval_batch_size) if len(data.val) else None
+    epoch_logger = MlflowEpochLogger(record, len(data.train))
+    checkpoint = EpochCheckpoint(checkpoint_folder(record.folder), model, epoch_logger, start.history if start else {})
+    pruning = trial_reporter(cfg, has_validation=val_data is not None)
+    if epochs_done < cfg.training.epochs:
+        try:
+            with StopOnSignal() as stop_on_signal:
+                trainer.fit(
+                    train_data,
+                    validation_data=val_data,
+                    epochs=cfg.training.epochs,
+                    initial_epoch=epochs_done,
+                    # an ended epoch is logged, checked, then kept
+                    callbacks=[
+                        *([order] if order else []),
+                        epoch_logger,
+                        StopOnDivergence(),
+                        checkpoint,
+                        *([pruning] if pruning else []),
+                        stop_on_signal,
+                    ],
+                    shuffle=False,  # train_data reshuffles itself each epoch
+                    verbose=progress_mode(cfg.training.verbose),
+                )
+        except BaseException:
+            epoch_logger.close(check=False)  # store what was logged; the original error goes on
+            raise
+    epoch_logger.close()
+    if pruning is not None and pruning.pruned_epoch is not None:
+        record.set_tags({names.PRUNED_TAG: "true", names.PRUNED_EPOCH_TAG: str(pruning.pruned_epoch)})
+    history = checkpoint.history
+    test_data = batches(data.test, classes, eval_batch_size)
+    probabilities = predict_while(lambda: log_training_artifacts(cfg, record, model, history), trainer, test_data)
+    results = classification_metrics(data.test.labels, probabilities)
+    results |= summary_metrics(history, len(data.train))
+    record.log_metrics(results)
+    predicted = probabilities.argmax(axis=1)
+    figure = plots.confusion_matrix(data.test.labels, predicted, list(cfg.dataset.class_names))
+    record.log_figure(figure, names.CONFUSION_MATRIX_FILE)
+    return results
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """Where a run is recorded: the store's client, the experiment, and the sweep's parent run (if any)."""
+
+    client: MlflowClient
+    experiment_id: str
+    parent: str | None
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What a run trains: the machine's plan, the data, the model and what fits it."""
+
+    plan: Plan
+    dataset: Loaded  # the arrays as read, their digest and source
+    data: Partition
+    model: keras.Model
+    trainer: keras.Model  # ``model``, or ``model`` computing its batches in shards
+
+
+def open_experiment(cfg: DictConfig) -> Experiment:
+    """The store and experiment the run goes to (a sweep job: its parent's), created if needed."""
+    parent = jobs.parent_run_id()
+    experiment_id = store.connect(cfg.tracking, patient=parent is not None)
+    client = store.open_store(cfg.tracking.uri)
+    if parent is not None:
+        experiment_id = client.get_run(parent).info.experiment_id
+    return Experiment(client, experiment_id, parent)
+
+
+def prepare(cfg: DictConfig, start: ResumePoint | None) -> Setup:
+    """Plan the computation for this machine, seed everything, load the data, build (or restore) the model."""
+    machine_plan = choose_plan(cfg.training, cfg.model, this_machine())
+    log.info("precision %s: %s", machine_plan.precision, machine_plan.precision_reason)
+    if machine_plan.warning:
+        log.warning(machine_plan.warning)
+    parallel.set_threads(machine_plan)
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(cfg.training.seed)
+    if cfg.training.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    dataset = load(cfg.dataset)
+    data = partition(dataset.splits, cfg.dataset, cfg.training)
+    steps = steps_per_epoch(data.train, cfg.training.batch_size)
+    model = compile_model(cfg, steps, machine_plan.precision, machine_plan.xla)
+    if start is not None and start.model_file is not None:
+        model = keras.models.load_model(start.model_file)
+    log.info("%s: %s parameters, batches in %d shards", model.name, f"{model.count_params():,}", machine_plan.shards)
+    trainer = parallel.in_shards(model, machine_plan.shards)
+    return Setup(machine_plan, dataset, data, model, trainer)
+
+
+def open_run(cfg: DictConfig, experiment: Experiment, setup: Setup, digest: str) -> RunRecord:
+    """The run's record: a new run (a sweep job's is a child of its parent), or the resumed one."""
+    tags = runs.run_tags(jobs.hydra_overrides(), cfg.dataset.name, setup.dataset.digest, cfg.training.seed)
+    tags |= dict(cfg.tracking.tags) | {names.CONFIG_HASH_TAG: digest}
+    tags |= {names.PRECISION_REASON_TAG: setup.plan.precision_reason, names.MACHINE_TAG: this_machine().describe()}
+    client = experiment.client
+
+    def start() -> str:
+        return runs.start_run(
+            client,
+            experiment.experiment_id,
+            cfg.tracking.run_name,
+            tags,
+            experiment.parent,
+            jobs.job_number(),
+            cfg.get("resume"),
+        )
+
+    try:
+        run_id = retrying(start, cfg.tracking.retry_s, Event(), "the new run")
+    except StoreAwayError as exc:
+        raise store.store_error(cfg.tracking.uri, exc.__cause__ or exc) from exc
+    return RunRecord(client, run_id, run_folder(cfg.tracking, run_id), cfg.tracking.retry_s)
+
+
+def log_config(cfg: DictConfig, record: RunRecord, setup: Setup) -> None:
+    """Every resolved config value as a param, the computed ones beside them, and the config file."""
+    record.log_params(runs.flatten(OmegaConf.to_container(cfg, resolve=True)))
+    record.log_params({names.NUM_PARAMS_PARAM: setup.model.count_params(), names.PRECISION_PARAM: setup.plan.precision})
+    record.log_text(OmegaConf.to_yaml(cfg, resolve=True), names.CONFIG_FILE)
+    data = setup.data
+    parts = {
+        "training": (data.train.images, data.train.labels),
+        "validation": (data.val.images, data.val.labels),
+        "test": (data.test.images, data.test.labels),
+    }
+    record.log_inputs(runs.dataset_inputs(cfg.dataset.name, setup.dataset.source, parts))

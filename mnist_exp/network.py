@@ -1,0 +1,84 @@
+"""The Keras network, its optimizer and its learning-rate schedule, built from their config nodes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import keras
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from mnist_exp.schema import ConfigError
+
+
+def build_layer(spec: DictConfig, name: str, key: str, **overrides: str) -> keras.layers.Layer:
+    """One layer from its spec; a bad target or argument is a ConfigError naming ``key``."""
+    try:
+        return instantiate(spec, name=name, **overrides)
+    except InstantiationException as exc:
+        cause = exc.__cause__ or exc
+        raise ConfigError(f"{key}: cannot build {spec.get('_target_')!r}: {cause}") from exc
+
+
+def build_model(model_cfg: DictConfig, dataset_cfg: DictConfig) -> keras.Sequential:
+    """A Sequential model: the dataset's input, the ``layers`` in order, then ``output``.
+
+    Under a mixed-precision policy the output layer still computes in float32,
+    so the softmax and the loss keep full precision.
+    """
+    layers = [build_layer(spec, name, f"model.layers.{name}") for name, spec in model_cfg.layers.items()]
+    mixed = keras.mixed_precision.global_policy().name != "float32"
+    output = build_layer(model_cfg.output, "output", "model.output", **({"dtype": "float32"} if mixed else {}))
+    try:
+        return keras.Sequential(
+            [keras.Input(shape=tuple(dataset_cfg.image_shape)), *layers, output], name=model_cfg.name
+        )
+    except ValueError as exc:  # layers that do not fit together, e.g. a kernel larger than its input
+        shape = tuple(dataset_cfg.image_shape)
+        raise ConfigError(f"model.layers: the layers do not fit the {shape} input: {exc}") from exc
+
+
+def build_partial(node: DictConfig, key: str, **arguments: object) -> object:
+    """Call a ``_partial_`` config node with the ``arguments`` known only at run time; errors name ``key``."""
+    try:
+        make: Callable[..., object] = instantiate(node)
+        return make(**arguments)
+    except (InstantiationException, TypeError, ValueError) as exc:
+        raise ConfigError(f"{key}: cannot build {node.get('_target_')!r}: {exc.__cause__ or exc}") from exc
+
+
+def build_optimizer(cfg: DictConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    """The optimizer, its learning rate shaped over the run's steps by ``lr_schedule``."""
+    schedule = build_partial(
+        cfg.lr_schedule,
+        "lr_schedule",
+        learning_rate=cfg.optimizer.learning_rate,
+        steps_per_epoch=steps_per_epoch,
+        epochs=cfg.training.epochs,
+    )
+    return build_partial(cfg.optimizer, "optimizer", learning_rate=schedule)
+
+
+def compile_model(
+    cfg: DictConfig, steps_per_epoch: int, precision: str = "float32", jit_compile: bool = False
+) -> keras.Model:
+    """The configured model in ``precision`` (a Keras dtype policy), compiled with its optimizer, loss and accuracy.
+
+    Under ``mixed_float16`` Keras scales the loss itself (its LossScaleOptimizer).
+    """
+    keras.mixed_precision.set_global_policy(precision)
+    model = build_model(cfg.model, cfg.dataset)
+    optimizer = build_optimizer(cfg, steps_per_epoch)
+    try:
+        loss = keras.losses.get(cfg.model.loss)
+    except ValueError as exc:
+        raise ConfigError(f"model.loss: unknown loss {cfg.model.loss!r}") from exc
+    model.compile(
+        optimizer=optimizer,
+        loss=loss,
+        metrics=["accuracy"],
+        steps_per_execution=cfg.training.steps_per_execution,
+        jit_compile=jit_compile,
+    )
+    return model

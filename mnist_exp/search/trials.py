@@ -1,0 +1,79 @@
+"""A sweep job's side of an Optuna search: report each epoch to the job's trial, stop when it is pruned."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+import keras
+import optuna
+
+from mnist_exp.tracking.names import OPTUNA_STORAGE_ENV, OPTUNA_STUDY_ENV, OPTUNA_TRIAL_ENV, PRUNED_EPOCH_ATTR
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class JobTrial:
+    """Where a job's trial lives: the storage URL, the study's name and the trial's id."""
+
+    storage: str
+    study: str
+    trial_id: int
+
+    def env(self) -> dict[str, str]:
+        return {OPTUNA_STORAGE_ENV: self.storage, OPTUNA_STUDY_ENV: self.study, OPTUNA_TRIAL_ENV: str(self.trial_id)}
+
+    @classmethod
+    def from_env(cls) -> JobTrial | None:
+        """The trial this job runs, as its sweeper set it; None outside an Optuna search."""
+        if OPTUNA_TRIAL_ENV not in os.environ:
+            return None
+        return cls(os.environ[OPTUNA_STORAGE_ENV], os.environ[OPTUNA_STUDY_ENV], int(os.environ[OPTUNA_TRIAL_ENV]))
+
+    def open(self) -> optuna.Trial:
+        """The trial, in its study as the sweeper configured it (the pruner decides in this process)."""
+        study = optuna.load_study(study_name=self.study, storage=self.storage, pruner=sweep_pruner())
+        return optuna.Trial(study, self.trial_id)
+
+
+def sweep_pruner() -> optuna.pruners.BasePruner:
+    """The pruner of the running sweep's config (``hydra.sweeper.pruner``); none when it has none."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.utils import instantiate
+
+    node = HydraConfig.get().sweeper.get("pruner") if HydraConfig.initialized() else None
+    return instantiate(node) if node else optuna.pruners.NopPruner()
+
+
+def epoch_metric(objective_metric: str, has_validation: bool) -> str:
+    """The Keras log key each epoch reports for the objective (``best_val_accuracy`` -> ``val_accuracy``)."""
+    accuracy = "accuracy" in objective_metric
+    name = "accuracy" if accuracy else "loss"
+    return f"val_{name}" if has_validation else name
+
+
+class ReportToTrial(keras.callbacks.Callback):
+    """After each epoch, reports the objective's epoch metric to the trial; stops training when pruned.
+
+    The pruner (median, successive halving, Hyperband...) decides from every trial's
+    reports in the shared storage. A pruned job ends its training there; its run is
+    finished as usual, tagged pruned at ``pruned_epoch``.
+    """
+
+    def __init__(self, trial: optuna.Trial, metric: str) -> None:
+        super().__init__()
+        self.trial, self.metric = trial, metric
+        self.pruned_epoch: int | None = None
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        value = (logs or {}).get(self.metric)
+        if value is None:
+            return
+        self.trial.report(float(value), epoch + 1)
+        if self.trial.should_prune():
+            self.pruned_epoch = epoch + 1
+            self.trial.set_user_attr(PRUNED_EPOCH_ATTR, self.pruned_epoch)
+            log.info("trial %d pruned after epoch %d (%s %.4f)", self.trial.number, epoch + 1, self.metric, value)
+            self.model.stop_training = True

@@ -1,0 +1,125 @@
+"""A run's checkpoint: written after every epoch, kept in the run's folder and the store, read to resume.
+
+Keras's ``BackupAndRestore`` keeps a checkpoint in a local folder only and deletes it
+when training ends; a run here must also carry its history (times included) and
+be resumable from the store after its machine is gone, so it has its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import mlflow
+from omegaconf import DictConfig, OmegaConf
+
+from mnist_exp.schema import ConfigError
+from mnist_exp.tracking import store
+from mnist_exp.tracking.epochs import MlflowEpochLogger
+from mnist_exp.tracking.names import CHECKPOINT_DIR, CHECKPOINT_MODEL, CHECKPOINT_STATE, CONFIG_FILE, RUN_INFO, STAGED
+from mnist_exp.tracking.record import open_folder
+from mnist_exp.tracking.registry import run_config
+
+log = logging.getLogger(__name__)
+
+
+def run_folder(tracking_cfg: DictConfig, run_id: str) -> Path:
+    """A run's local folder: its checkpoint and the journal of writes its store has not taken yet."""
+    return Path(tracking_cfg.runs_dir).expanduser().resolve() / run_id
+
+
+def checkpoint_folder(folder: Path) -> Path:
+    return folder / CHECKPOINT_DIR
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """After every epoch, saves ``model`` with its optimizer state, the epochs done and their history.
+
+    The history (Keras's per-epoch logs, times included) covers every epoch since the
+    run began, so a resumed run draws its curves and totals from it, store or no store.
+    """
+
+    MODEL = CHECKPOINT_MODEL
+    STATE = CHECKPOINT_STATE
+
+    def __init__(
+        self, folder: Path, model: keras.Model, timer: MlflowEpochLogger, history: dict[str, list[float]]
+    ) -> None:
+        super().__init__()
+        self.folder, self.saved, self.timer = folder, model, timer  # not self.model: fit sets that to what it trains
+        self.history: dict[str, list[float]] = {k: list(v) for k, v in (history or {}).items()}
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        for key, value in ((logs or {}) | self.timer.times).items():
+            self.history.setdefault(key, []).append(float(value))
+        partial = self.folder / f".{self.MODEL}"
+        self.saved.save(partial)
+        partial.replace(self.folder / self.MODEL)
+        state = self.folder / self.STATE
+        state.with_suffix(".tmp").write_text(json.dumps({"epochs_done": epoch + 1, "history": self.history}))
+        state.with_suffix(".tmp").replace(state)
+
+    @classmethod
+    def load(cls, folder: Path) -> tuple[Path | None, int, dict[str, list[float]]]:
+        """The model file, epochs done and history of the checkpoint in ``folder`` (None, 0, {} if none)."""
+        state = folder / cls.STATE
+        if not state.is_file() or not (folder / cls.MODEL).is_file():
+            return None, 0, {}
+        saved = json.loads(state.read_text())
+        return folder / cls.MODEL, int(saved["epochs_done"]), saved.get("history", {})
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """Where a run continues: its config, its checkpoint (None: from the start), epochs done and their history."""
+
+    cfg: DictConfig
+    model_file: Path | None
+    epochs_done: int
+    history: dict[str, list[float]]
+
+
+def logged_config(client: mlflow.MlflowClient, run: mlflow.entities.Run, folder: Path) -> DictConfig:
+    """The resolved config a run logged, from its local folder if it is there, else from the store."""
+    local = folder / STAGED / CONFIG_FILE
+    return OmegaConf.load(local) if local.is_file() else run_config(client, run)
+
+
+def resume_point(cfg: DictConfig) -> ResumePoint:
+    """The config, checkpoint and completed epochs of the run ``cfg.resume`` names.
+
+    Writes the run's journal holds are pushed first. The checkpoint comes from the
+    run's local folder, else from the store; a run stopped before its first epoch
+    ended starts again from the beginning, in the same run.
+    """
+    uri = cfg.tracking.uri
+    client = store.open_store(uri)
+    try:
+        run = client.get_run(cfg.resume)
+    except mlflow.exceptions.MlflowException as exc:
+        raise ConfigError(f"resume: no run {cfg.resume} in {uri}. Fix: check the run id and the store") from exc
+    folder = run_folder(cfg.tracking, run.info.run_id)
+    if (folder / RUN_INFO).is_file() and open_folder(folder, client).flush():
+        run = client.get_run(cfg.resume)
+    if run.info.status == "FINISHED":
+        raise ConfigError(f"resume: run {cfg.resume} already FINISHED; nothing to resume")
+    try:
+        original = logged_config(client, run, folder)
+    except (mlflow.exceptions.MlflowException, OSError) as exc:
+        raise ConfigError(f"resume: run {cfg.resume} logged no {CONFIG_FILE}; it cannot be resumed") from exc
+    original.resume = cfg.resume
+    checkpoint = checkpoint_folder(run_folder(original.tracking, run.info.run_id))
+    if EpochCheckpoint.load(checkpoint)[0] is None:
+        with contextlib.suppress(mlflow.exceptions.MlflowException, OSError):  # none: stopped before an epoch ended
+            client.download_artifacts(run.info.run_id, CHECKPOINT_DIR, str(checkpoint.parent))
+    model_file, epochs_done, history = EpochCheckpoint.load(checkpoint)
+    if model_file is None:
+        log.info(
+            "run %s has no checkpoint (stopped before its first epoch ended): training from the start", run.info.run_id
+        )
+    return ResumePoint(original, model_file, epochs_done, history)

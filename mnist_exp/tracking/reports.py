@@ -1,0 +1,310 @@
+"""Sweep summaries built from what MLflow holds.
+
+A summary is a table with one row per job (its swept values, objective, test
+accuracy, time, status), written as CSV and Markdown, and a comparison figure:
+every job's validation accuracy per epoch, and the objective against each swept
+parameter.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from matplotlib.figure import Figure
+from mlflow import MlflowClient
+from mlflow.entities import Param, Run
+from mlflow.exceptions import MlflowException
+from omegaconf import DictConfig
+
+from mnist_exp import plots
+from mnist_exp.display import short
+from mnist_exp.errors import UserError
+from mnist_exp.tracking import names
+from mnist_exp.tracking.names import ERROR_TAG, SWEEP_JOB_TAG
+
+log = logging.getLogger(__name__)
+CURVE_METRIC = names.VAL_ACCURACY
+IGNORED_PREFIXES = ("tracking.", names.NUM_PARAMS_PARAM)  # differ between jobs without being swept
+
+
+@dataclass
+class Summary:
+    """A sweep's jobs in job order, the swept params, and the best finished job."""
+
+    parent_run_id: str
+    metric: str
+    rows: list[dict[str, str | float | None]] = field(default_factory=list)
+    swept: list[str] = field(default_factory=list)
+    best: Run | None = None
+    params: dict[str, dict[str, str]] = field(default_factory=dict)  # run id -> params
+
+    @property
+    def finished(self) -> int:
+        return sum(row["status"] == "FINISHED" for row in self.rows)
+
+    @property
+    def failed(self) -> int:
+        return sum(row["status"] == "FAILED" for row in self.rows)
+
+
+def children(client: MlflowClient, parent_run_id: str) -> list[Run]:
+    """The sweep's job runs, in job order."""
+    experiment_id = client.get_run(parent_run_id).info.experiment_id
+    runs = client.search_runs([experiment_id], f"tags.`{names.PARENT_RUN_TAG}` = '{parent_run_id}'", max_results=10_000)
+    return sorted(runs, key=lambda r: (int(r.data.tags.get(SWEEP_JOB_TAG, "0")), r.info.start_time))
+
+
+def swept_params(runs: list[Run]) -> list[str]:
+    """The params whose values differ between the jobs that recorded them."""
+    keys = sorted({key for run in runs for key in run.data.params})
+    return [
+        key
+        for key in keys
+        if not key.startswith(IGNORED_PREFIXES)
+        and len({run.data.params[key] for run in runs if key in run.data.params}) > 1
+    ]
+
+
+def summarize(client: MlflowClient, parent_run_id: str, objective: DictConfig | dict) -> Summary:
+    """One row per job and the best finished job by the objective."""
+    runs = children(client, parent_run_id)
+    summary = Summary(parent_run_id, objective["metric"], swept=swept_params(runs))
+    sign = 1 if objective["direction"] == "maximize" else -1
+    scored = [r for r in runs if r.info.status == "FINISHED" and objective["metric"] in r.data.metrics]
+    complete = [r for r in scored if names.PRUNED_TAG not in r.data.tags]  # a pruned job trained fewer epochs
+    if complete:
+        summary.best = max(complete, key=lambda r: sign * r.data.metrics[objective["metric"]])
+    ranked = sorted(complete, key=lambda r: -sign * r.data.metrics[objective["metric"]])
+    rank = {run.info.run_id: str(place) for place, run in enumerate(ranked, start=1)}
+    for run in runs:
+        summary.params[run.info.run_id] = run.data.params
+        values = [f"{key}={short(run.data.params[key])}" for key in summary.swept if key in run.data.params]
+        summary.rows.append(
+            {
+                "job": run.data.tags.get(SWEEP_JOB_TAG, ""),
+                "rank": rank.get(run.info.run_id, "-"),
+                "run_id": run.info.run_id,
+                "overrides": " ".join(values) or run.data.tags.get(names.OVERRIDES_TAG, ""),
+                summary.metric: run.data.metrics.get(summary.metric),
+                names.TEST_ACCURACY: run.data.metrics.get(names.TEST_ACCURACY),
+                names.TRAIN_TIME_TOTAL: run.data.metrics.get(names.TRAIN_TIME_TOTAL),
+                "status": run.info.status,
+                "note": pruned_note(run),
+                "error": run.data.tags.get(ERROR_TAG, ""),
+            }
+        )
+    return summary
+
+
+def pruned_note(run: Run) -> str:
+    """``pruned at epoch N`` for a job its pruner stopped, else empty."""
+    if run.data.tags.get(names.PRUNED_TAG) != "true":
+        return ""
+    return f"pruned at epoch {run.data.tags.get(names.PRUNED_EPOCH_TAG, '?')}"
+
+
+def format_cell(value: str | float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def to_markdown(summary: Summary) -> str:
+    """The table as Markdown, the best job marked."""
+    columns = [c for c in summary.rows[0] if c not in ("run_id", "error")] if summary.rows else []
+    best_id = summary.best.info.run_id if summary.best else None
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in summary.rows:
+        cells = [format_cell(row[c]) for c in columns]
+        if row["run_id"] == best_id:
+            cells[0] += " (best)"
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_csv(summary: Summary, path: Path) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(summary.rows[0]) if summary.rows else ["job"])
+        writer.writeheader()
+        writer.writerows(summary.rows)
+
+
+def comparison_figure(client: MlflowClient, summary: Summary) -> Figure:
+    """Validation accuracy per epoch for every job, and the objective against each swept param."""
+    curves = {}
+    for row in summary.rows:
+        history = sorted(client.get_metric_history(row["run_id"], CURVE_METRIC), key=lambda m: m.step)
+        if history:
+            curves[row["overrides"] or row["run_id"]] = ([m.step for m in history], [m.value for m in history])
+    scored = [row for row in summary.rows if row[summary.metric] is not None]
+    scatters = {
+        key: ([summary.params[row["run_id"]].get(key) for row in scored], [row[summary.metric] for row in scored])
+        for key in summary.swept
+    }
+    scores = {row["overrides"] or row["run_id"]: row[summary.metric] for row in scored}
+    return plots.sweep_comparison(curves, CURVE_METRIC, scatters, summary.metric, scores)
+
+
+def extra_figures(client: MlflowClient, summary: Summary) -> dict[str, Figure]:
+    """The parallel coordinates of the swept params against the objective, and an Optuna study's importances."""
+    scored = [row for row in summary.rows if row[summary.metric] is not None and row["status"] == "FINISHED"]
+    figures: dict[str, Figure] = {}
+    if len(scored) >= 2 and summary.swept:
+        params = {key: [summary.params[row["run_id"]].get(key) for row in scored] for key in summary.swept}
+        scores = [float(row[summary.metric]) for row in scored]
+        figures[names.PARALLEL_COORDINATES_FILE] = plots.parallel_coordinates(params, scores, summary.metric)
+    study = client.get_run(summary.parent_run_id).data.tags.get(names.STUDY_TAG)
+    if study and (values := study_importances(study)):
+        figures[names.IMPORTANCES_FILE] = plots.importances(values, summary.metric)
+    return figures
+
+
+def study_importances(study_tag: str) -> dict[str, float]:
+    """Optuna's importance of each param for the study named in a parent's tag (none below 2 complete trials)."""
+    import optuna
+
+    name, _, storage = study_tag.partition(" in ")
+    try:
+        study = optuna.load_study(study_name=name, storage=storage)
+        complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        if len(complete) < 2:
+            return {}
+        return optuna.importance.get_param_importances(study)
+    except Exception as exc:  # a summary goes on without this figure
+        log.warning("no parameter importances for study %s: %s", name, exc)
+        return {}
+
+
+def publish(client: MlflowClient, parent_run_id: str, out_dir: Path, objective: DictConfig | dict) -> Summary:
+    """Write the summary into ``out_dir``, attach it to the parent run with the best job's values, print it."""
+    summary = summarize(client, parent_run_id, objective)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    markdown = to_markdown(summary)
+    (out_dir / names.SUMMARY_FILES[0]).write_text(markdown)
+    write_csv(summary, out_dir / names.SUMMARY_FILES[1])
+    figure = comparison_figure(client, summary)
+    figure.savefig(out_dir / names.SUMMARY_FILES[2], dpi=100)
+    files = [out_dir / name for name in names.SUMMARY_FILES]
+    for name, extra in extra_figures(client, summary).items():
+        extra.savefig(out_dir / name, dpi=100)
+        files.append(out_dir / name)
+    for path in files:
+        client.log_artifact(parent_run_id, str(path), names.SUMMARY_DIR)
+    metrics = {names.JOBS_FINISHED: summary.finished, names.JOBS_FAILED: summary.failed}
+    if summary.best is not None:
+        best = summary.best
+        logged = client.get_run(parent_run_id).data.params  # a resumed sweep's: params cannot change
+        params = [Param(k, v) for k, v in best.data.params.items() if k not in logged]
+        client.log_batch(parent_run_id, params=params)
+        metrics[summary.metric] = best.data.metrics[summary.metric]
+        if names.TEST_ACCURACY in best.data.metrics:
+            metrics[names.TEST_ACCURACY] = best.data.metrics[names.TEST_ACCURACY]
+        client.set_tag(parent_run_id, names.BEST_RUN_ID_TAG, best.info.run_id)
+        client.set_tag(parent_run_id, names.BEST_RUN_NAME_TAG, best.info.run_name)
+    for name, value in metrics.items():
+        client.log_metric(parent_run_id, name, value)
+    print(markdown)
+    print(f"{summary.finished} finished, {summary.failed} failed; summary in {out_dir}")
+    if summary.best is not None:
+        print(
+            f"best: {summary.best.info.run_name} ({summary.best.info.run_id}) "
+            f"{summary.metric}={summary.best.data.metrics[summary.metric]:.4f}"
+        )
+    return summary
+
+
+def sweep_parent(reference: str) -> tuple[str, str | None]:
+    """A sweep's parent run id and its store, from the parent run id or the sweep's folder (store: None)."""
+    folder = Path(reference)
+    if not folder.is_dir():
+        return reference, None
+    record_path = folder / names.SWEEP_RECORD
+    if not record_path.is_file():
+        raise UserError(
+            f"{folder} has no {names.SWEEP_RECORD}: not a sweep folder of mnist-exp. "
+            "Fix: pass multirun/<date>/<time> or the parent run id"
+        )
+    record = json.loads(record_path.read_text())
+    return record["parent_run_id"], record["tracking_uri"]
+
+
+def summary_folder(client: MlflowClient, parent_run_id: str) -> Path:
+    """Where a sweep's summary goes: the sweep's folder as its parent run recorded it."""
+    try:
+        run = client.get_run(parent_run_id)
+    except MlflowException as exc:
+        raise UserError(
+            f"no run {parent_run_id} in {client.tracking_uri}. Fix: check the run id and --tracking-uri"
+        ) from exc
+    return Path(run.data.tags.get(names.SWEEP_DIR_TAG, "."))
+
+
+@dataclass
+class Side:
+    """One side of a comparison: a sweep's finished jobs, or a single run."""
+
+    label: str
+    runs: list[Run]
+    swept: list[str]
+    best: Run | None
+
+
+def side(client: MlflowClient, reference: str, objective: DictConfig | dict) -> Side:
+    """A sweep (its parent run id or folder) or a single run, with its best finished run by the objective."""
+    run_id, _ = sweep_parent(reference)
+    try:
+        run = client.get_run(run_id)
+    except MlflowException as exc:
+        raise UserError(f"no run {run_id} in {client.tracking_uri}. Fix: check the run id and --tracking-uri") from exc
+    if run.data.tags.get(names.SWEEP_ROLE_TAG) == names.SWEEP_PARENT_ROLE:
+        jobs = children(client, run_id)
+        runs, swept = [r for r in jobs if r.info.status == "FINISHED"], swept_params(jobs)
+    else:
+        runs, swept = ([run] if run.info.status == "FINISHED" else []), []
+    complete = [r for r in runs if objective["metric"] in r.data.metrics and names.PRUNED_TAG not in r.data.tags]
+    sign = 1 if objective["direction"] == "maximize" else -1
+    best = max(complete, key=lambda r: sign * r.data.metrics[objective["metric"]]) if complete else None
+    return Side(run.info.run_name or run_id, complete, swept, best)
+
+
+def comparison_table(sides: list[Side], metric: str) -> str:
+    """Markdown: each side's objective distribution, then the best configuration of each."""
+    lines = [f"| | jobs | best {metric} | median | worst | best run |", "|---|---|---|---|---|---|"]
+    for s in sides:
+        values = sorted(r.data.metrics[metric] for r in s.runs)
+        cells = [f"{v:.4f}" for v in (values[-1], values[len(values) // 2], values[0])] if values else ["-"] * 3
+        if values and s.best is not None and s.best.data.metrics[metric] == values[0]:
+            cells = [cells[2], cells[1], cells[0]]  # minimised: the best is the lowest
+        best = s.best.info.run_name if s.best else "-"
+        lines.append(f"| {s.label} | {len(values)} | {' | '.join(cells)} | {best} |")
+    bests = [s.best for s in sides if s.best is not None]
+    keys = sorted(
+        {k for s in sides for k in s.swept}
+        | {k for b in bests for k in b.data.params if len({x.data.params.get(k) for x in bests}) > 1}
+    )
+    keys = [k for k in keys if not k.startswith(IGNORED_PREFIXES)]
+    lines += ["", "| best configuration | " + " | ".join(s.label for s in sides) + " |", "|---|" + "---|" * len(sides)]
+    for key in keys:
+        cells = [short(s.best.data.params.get(key, "-")) if s.best else "-" for s in sides]
+        lines.append(f"| {key} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def compare(client: MlflowClient, references: list[str], objective: DictConfig | dict, out_dir: Path) -> str:
+    """Compare sweeps (or runs): ``comparison.md`` and the best jobs' curves in ``comparison_best.png``."""
+    sides = [side(client, reference, objective) for reference in references]
+    table = comparison_table(sides, objective["metric"])
+    curves = {}
+    for s in sides:
+        if s.best is not None:
+            history = sorted(client.get_metric_history(s.best.info.run_id, CURVE_METRIC), key=lambda m: m.step)
+            curves[f"{s.label}: {s.best.info.run_name}"] = ([m.step for m in history], [m.value for m in history])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / names.COMPARISON_FILES[0]).write_text(table)
+    plots.best_curves(curves, CURVE_METRIC).savefig(out_dir / names.COMPARISON_FILES[1], dpi=100)
+    return table

@@ -1,0 +1,246 @@
+"""What a run records about itself (tags, params, config hash), and how its failures and stops are recorded."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.metadata
+import json
+import logging
+import platform
+import subprocess
+import traceback
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from mlflow import MlflowClient
+from mlflow.entities import Param, Run
+from mlflow.tracking.context.registry import resolve_tags
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from mnist_exp.config import checkout_root
+from mnist_exp.tracking import names
+from mnist_exp.tracking.record import RunRecord
+
+log = logging.getLogger(__name__)
+
+
+def flatten(node: Any, prefix: str = "") -> dict[str, str]:
+    """Every leaf of a resolved config as ``{"dotted.name": "value"}``.
+
+    Lists of plain values stay one value (``[28, 28, 1]``); lists of nodes are indexed.
+    """
+    if isinstance(node, DictConfig | dict):
+        items = node.items()
+    elif isinstance(node, ListConfig | list) and any(isinstance(v, DictConfig | dict) for v in node):
+        items = enumerate(node)
+    else:
+        value = OmegaConf.to_container(node) if isinstance(node, ListConfig) else node
+        return {prefix: str(value)}
+    flat: dict[str, str] = {}
+    for key, value in items:
+        flat.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
+
+
+def distribution_version(*names: str) -> str:
+    """The installed version of the first distribution found among ``names``."""
+    for name in names:
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return "not installed"
+
+
+def versions() -> dict[str, str]:
+    """Versions of the interpreter and the libraries a result depends on."""
+    return {
+        "python": platform.python_version(),
+        "tensorflow": distribution_version("tensorflow-cpu", "tensorflow"),
+        "keras": distribution_version("keras"),
+        "hydra": distribution_version("hydra-core"),
+        "mlflow": distribution_version("mlflow"),
+    }
+
+
+def model_requirements() -> list[str]:
+    """The pip requirements of a logged Keras model, pinned to what trained it."""
+    tensorflow = "tensorflow-cpu" if distribution_version("tensorflow-cpu") != "not installed" else "tensorflow"
+    return [f"{tensorflow}=={distribution_version(tensorflow)}", f"keras=={distribution_version('keras')}"]
+
+
+def git_state(root: Path | None = None) -> tuple[str, bool]:
+    """The checked-out commit and whether the work tree has uncommitted changes (unknown for an installed package)."""
+    root = root or checkout_root()
+    if root is None:
+        return "unknown", False
+
+    def git(*args: str) -> str:
+        result = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=False)
+        return result.stdout.strip() if result.returncode == 0 else ""
+
+    commit = git("rev-parse", "HEAD") or "unknown"
+    return commit, bool(git("status", "--porcelain", "--untracked-files=no"))
+
+
+def run_tags(overrides: list[str], dataset_name: str, dataset_digest: str, seed: int) -> dict[str, str]:
+    """Tags that say exactly what produced a run."""
+    commit, dirty = git_state()
+    tags = {
+        names.OVERRIDES_TAG: " ".join(overrides),
+        names.GIT_COMMIT_TAG: commit,
+        names.GIT_DIRTY_TAG: str(dirty).lower(),
+        names.GIT_COMMIT_MLFLOW_TAG: commit,
+        names.DATASET_NAME_TAG: dataset_name,
+        names.DATASET_DIGEST_TAG: dataset_digest,
+        names.SEED_TAG: str(seed),
+    }
+    tags.update({f"{names.VERSION_TAG_PREFIX}{name}": version for name, version in versions().items()})
+    return tags
+
+
+# Keys that say where or how a run is recorded, not what it computes.
+NOT_IN_CONFIG_HASH = (
+    "tracking",
+    "resume",
+    "training.skip_if_done",
+    "training.verbose",
+    "training.threads",
+    "training.batch_shards",
+    "dataset.cache_dir",
+    "dataset.sources",
+    "sweep",
+)
+
+
+def config_hash(cfg: DictConfig) -> str:
+    """A digest of everything in the config that changes what a run computes."""
+    flat = flatten(OmegaConf.to_container(cfg, resolve=True))
+    kept = {k: v for k, v in flat.items() if not any(k == p or k.startswith(f"{p}.") for p in NOT_IN_CONFIG_HASH)}
+    return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()
+
+
+def error_tags(exc: BaseException) -> dict[str, str]:
+    """The error of a failed run, short enough for a tag (an error may name its own tags, as a divergence does)."""
+    return getattr(exc, "tags", None) or {names.ERROR_TAG: f"{type(exc).__name__}: {exc}"[:4000]}
+
+
+def finished_twin(client: MlflowClient, experiment_id: str, digest: str) -> Run | None:
+    """A FINISHED run of the experiment whose config hashes to ``digest``."""
+    runs = client.search_runs(
+        [experiment_id],
+        f"tags.`{names.CONFIG_HASH_TAG}` = '{digest}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    return runs[0] if runs else None
+
+
+def start_run(
+    client: MlflowClient,
+    experiment_id: str,
+    name: str,
+    tags: dict[str, str],
+    parent: str | None = None,
+    job: str | None = None,
+    resume: str | None = None,
+) -> str:
+    """A new run of the experiment (a child of ``parent`` in a sweep), or the resumed one, marked RUNNING."""
+    if resume:
+        client.update_run(resume, status="RUNNING")
+        return resume
+    if parent is not None:  # the job number keeps names apart when two jobs' values round alike
+        tags = tags | {names.PARENT_RUN_TAG: parent, names.SWEEP_JOB_TAG: str(job)}
+        name = f"{name}-{job}"
+    return client.create_run(experiment_id, run_name=name, tags=resolve_tags(tags)).info.run_id
+
+
+@contextlib.contextmanager
+def recorded_stop(record: RunRecord, checkpoint: Path) -> Iterator[None]:
+    """Whatever stops the run early leaves it with its metrics so far and its last checkpoint.
+
+    Ctrl-C or SIGTERM ends the run KILLED, at once (the store gets one try per write,
+    the rest waits in the journal); an error leaves it FAILED with the error as tags.
+    """
+    try:
+        yield
+    except BaseException as exc:
+        stopped = isinstance(exc, KeyboardInterrupt)
+        if stopped:
+            record.stopping.set()
+        for name in (names.CHECKPOINT_MODEL, names.CHECKPOINT_STATE):
+            if (checkpoint / name).exists():
+                record.log_file(checkpoint / name, names.CHECKPOINT_DIR)
+        if stopped:
+            log.warning("interrupted: run %s ends KILLED; continue it with resume=%s", record.run_id, record.run_id)
+        else:
+            record.set_tags(error_tags(exc))
+            record.log_text(traceback.format_exc(), names.ERROR_FILE)
+        record.terminate("KILLED" if stopped else "FAILED")
+        record.close()
+        raise
+
+
+def record_failed_job(
+    client: MlflowClient, cfg: DictConfig, parent: str, job: str, overrides: list[str], exc: BaseException
+) -> None:
+    """Make sure a sweep job that failed shows as a FAILED child of ``parent``, with its error.
+
+    A job that failed during training already has its run, ended FAILED by
+    ``recorded_stop``; a job that failed before its run started gets one here.
+    """
+    experiment_id = client.get_run(parent).info.experiment_id
+    existing = client.search_runs(
+        [experiment_id], f"tags.`{names.PARENT_RUN_TAG}` = '{parent}' and tags.`{names.SWEEP_JOB_TAG}` = '{job}'"
+    )
+    if existing:
+        return
+    tags = {names.OVERRIDES_TAG: " ".join(overrides), **error_tags(exc)}
+    try:
+        name = cfg.tracking.run_name
+        params = flatten(OmegaConf.to_container(cfg, resolve=True))
+    except Exception:  # an unresolvable config is what failed: record the error alone
+        name, params = "job", {}
+    run_id = start_run(client, experiment_id, name, tags, parent, job)
+    client.log_batch(run_id, params=[Param(k, v) for k, v in params.items()])
+    client.log_text(run_id, "".join(traceback.format_exception(exc)), names.ERROR_FILE)
+    client.set_terminated(run_id, "FAILED")
+
+
+def dataset_inputs(name: str, source: str, parts: dict[str, tuple[Any, Any]]) -> list[dict[str, str]]:
+    """MLflow dataset entities, one per context (``training``, ``validation``, ``test``): images and labels.
+
+    Each part's digest is the sha256 of its own arrays (MLflow keeps one input per name and
+    digest, so parts must differ): the same data always has the same digest.
+    """
+    from mlflow.data.numpy_dataset import from_numpy
+
+    inputs = []
+    for context, (images, labels) in parts.items():
+        if len(labels) == 0:
+            continue
+        digest = hashlib.sha256(np.ascontiguousarray(images)).hexdigest()[:16]
+        with warnings.catch_warnings():  # MLflow registers its local source twice, then warns that it is ambiguous
+            warnings.filterwarnings("ignore", "The specified dataset source can be interpreted in multiple ways")
+            entity = from_numpy(images, source=source, targets=labels, name=name, digest=digest)._to_mlflow_entity()
+        fields = {k: getattr(entity, k) for k in ("name", "digest", "source_type", "source", "schema", "profile")}
+        inputs.append(fields | {"context": context})
+    return inputs
+
+
+def sweep_sibling(client: MlflowClient, parent: str, digest: str) -> Run | None:
+    """The sweep's earlier job with this config: a FINISHED one first, else the newest KILLED one."""
+    experiment_id = client.get_run(parent).info.experiment_id
+    runs = client.search_runs(
+        [experiment_id],
+        f"tags.`{names.PARENT_RUN_TAG}` = '{parent}' and tags.`{names.CONFIG_HASH_TAG}` = '{digest}'",
+        order_by=["attributes.start_time DESC"],
+    )
+    for status in ("FINISHED", "KILLED"):
+        if found := [run for run in runs if run.info.status == status]:
+            return found[0]
+    return None

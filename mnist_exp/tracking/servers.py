@@ -1,0 +1,128 @@
+"""MLflow's UI and tracking server as child processes, started and stopped cleanly."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+from omegaconf import DictConfig
+
+from mnist_exp.tracking import store
+from mnist_exp.tracking.names import TEST_ACCURACY
+
+
+def wait_for_port(host: str, port: int, process: subprocess.Popen, timeout: float) -> bool:
+    """True once something accepts connections on host:port; False if the process dies or time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        with socket.socket() as probe:
+            probe.settimeout(0.2)
+            if probe.connect_ex((host, port)) == 0:
+                return True
+        time.sleep(0.1)
+    return False
+
+
+def serve(command: list[str], host: str, port: int, label: str, timeout: float, path: str = "") -> int:
+    """Run an MLflow server until Ctrl-C or SIGTERM stops it and its children; print its address once it answers.
+
+    The server's own log goes to stderr; stdout carries only the address line.
+    """
+    env = os.environ | {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    start = time.monotonic()
+    process = subprocess.Popen(command, env=env, stdout=sys.stderr, start_new_session=True)
+
+    def stop() -> None:
+        """SIGTERM to the server's process group; what is left after 3 s (workers included) gets SIGKILL."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=3)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+    def interrupt(*_: object) -> None:
+        # Unwind the main thread (which may be waiting on the child, holding its lock) and stop below.
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        if not wait_for_port(host, port, process, timeout):
+            why = (
+                f"it exited with code {process.poll()}, see its log above"
+                if process.poll() is not None
+                else (f"nothing answered within {timeout:.0f} s")
+            )
+            print(f"error: {label} did not start on {host}:{port}: {why}", file=sys.stderr)
+            return 1
+        print(
+            f"{label}\n  http://{host}:{port}/{path}  (ready in {time.monotonic() - start:.1f} s; Ctrl-C stops it)",
+            flush=True,
+        )
+        return process.wait()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        stop()
+
+
+# The UI's model-training view (runs, metrics, models) rather than its GenAI view (traces, sessions),
+# the runs sorted by test accuracy, best first.
+MODEL_TRAINING_VIEW = "workflowType=machine_learning"
+BEST_FIRST = f"orderByKey=metrics.%60{TEST_ACCURACY}%60&orderByAsc=false"
+
+
+def landing_page(uri: str) -> str:
+    """The page to open first: the runs table of the newest run's experiment, in the model-training view."""
+    client = store.open_store(uri)
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    newest = client.search_runs(experiments, order_by=["attributes.start_time DESC"], max_results=1)
+    if not newest:
+        return f"#/experiments?{MODEL_TRAINING_VIEW}"
+    return f"#/experiments/{newest[0].info.experiment_id}/runs?{MODEL_TRAINING_VIEW}&{BEST_FIRST}"
+
+
+def ui_command(uri: str, host: str, port: int) -> list[str]:
+    """``mlflow ui`` on the store at ``uri``, one worker."""
+    return [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        uri,
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
+
+
+def server_command(cfg: DictConfig) -> list[str]:
+    """``mlflow server`` as the server config (conf/server.yaml) sets it up: artifacts served, workers, app."""
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        cfg.backend_store_uri,
+        "--serve-artifacts",
+        "--artifacts-destination",
+        cfg.artifacts_destination,
+        "--host",
+        cfg.host,
+        "--port",
+        str(cfg.port),
+        "--workers",
+        str(cfg.workers),
+    ]
+    return command + (["--app-name", cfg.app_name] if cfg.app_name else [])

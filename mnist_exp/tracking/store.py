@@ -1,0 +1,242 @@
+"""The MLflow store: its URI, checks that fail fast with a fix, the creation lock, the client and the experiment."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import mlflow
+from mlflow import MlflowClient
+from omegaconf import DictConfig
+
+from mnist_exp.errors import UserError
+from mnist_exp.tracking.names import EXPERIMENT_KIND_TAG, TRACKING_URI_ENV
+
+SQLITE_PREFIX = "sqlite:///"
+log = logging.getLogger(__name__)
+
+
+class TrackingError(UserError):
+    """The tracking store cannot be reached, opened or written; the message names its URI and the fix."""
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI, or None for any other store."""
+    return Path(uri.removeprefix(SQLITE_PREFIX).split("?")[0]) if uri.startswith(SQLITE_PREFIX) else None
+
+
+def store_error(uri: str, exc: BaseException) -> TrackingError:
+    """What went wrong with the store at ``uri``, in words, with the fix."""
+    text = f"{exc}".lower()
+    database = sqlite_path(uri)
+    if "database is locked" in text or "database table is locked" in text:
+        why = "it is locked by another process"
+        fix = f"wait for the process writing it to finish (`fuser {database}` names it), or use another store"
+    elif "not a database" in text or "malformed" in text:
+        why = "the file is not a readable SQLite database (damaged?)"
+        fix = f"move {database} aside and start a new store (tracking.store_dir=...)"
+    elif "disk is full" in text or "no space left" in text:
+        why = "the disk is full"
+        fix = "free space on the disk that holds it, or point tracking.store_dir elsewhere"
+    elif "readonly" in text or "read-only" in text or "permission denied" in text:
+        why = "it cannot be written"
+        fix = "fix its permissions, or point tracking.store_dir elsewhere"
+    elif "_alembic_tmp_" in text or "duplicate column" in text or "already exists" in text:
+        why = "its schema was left half-migrated by an interrupted upgrade"
+        fix = f"move {database or 'the database'} aside and start a new store"
+    else:
+        why = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else 'no answer'}"
+        fix = "start the server or database, or point tracking.uri / MLFLOW_TRACKING_URI at one that runs"
+    return TrackingError(f"tracking store {uri}: {why}. Fix: {fix}")
+
+
+def check_database_server(uri: str, timeout: float) -> None:
+    """A PostgreSQL/MySQL store's server must accept a connection within ``timeout`` seconds."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(uri)
+    port = url.port or {"postgresql": 5432, "mysql": 3306}.get(url.get_backend_name(), 5432)
+    try:
+        socket.create_connection((url.host or "127.0.0.1", port), timeout=timeout).close()
+    except OSError as exc:
+        raise TrackingError(
+            f"tracking store {url.render_as_string(hide_password=True)}: its database server does not answer "
+            f"on {url.host}:{port} within {timeout:.0f} s ({exc}). Fix: start the database, or point "
+            "tracking.uri / MLFLOW_TRACKING_URI at one that runs"
+        ) from exc
+
+
+def check_store(uri: str, timeout: float = 10.0) -> None:
+    """Fail fast, with the URI and the fix, when a server does not answer or a local store cannot be written."""
+    if uri.startswith(("http://", "https://")):
+        import requests
+
+        try:
+            requests.get(f"{uri.rstrip('/')}/health", timeout=timeout).raise_for_status()
+        except requests.RequestException as exc:
+            raise TrackingError(
+                f"tracking store {uri} cannot be reached ({type(exc).__name__}). Fix: start the server, "
+                "or point tracking.uri / MLFLOW_TRACKING_URI at one that runs"
+            ) from exc
+    elif uri.startswith(("postgresql", "mysql")):
+        check_database_server(uri, timeout)
+    elif (database := sqlite_path(uri)) is not None:
+        try:
+            database.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise TrackingError(f"tracking store {uri} cannot be created: {exc}") from exc
+        writable = os.access(database.parent, os.W_OK) and (not database.exists() or os.access(database, os.W_OK))
+        if not writable:
+            raise TrackingError(
+                f"tracking store {uri} is not writable. Fix: fix the permissions or set tracking.store_dir"
+            )
+        if database.is_file():
+            check_sqlite_writable(uri, database, timeout)
+
+
+def check_sqlite_writable(uri: str, database: Path, timeout: float) -> None:
+    """The SQLite store must be a database that takes a write within ``timeout`` seconds.
+
+    ``BEGIN IMMEDIATE`` waits only for another writer (readers do not block it);
+    a damaged file fails on the schema read.
+    """
+    import sqlite3
+
+    try:
+        with contextlib.closing(sqlite3.connect(database, timeout=timeout, isolation_level=None)) as connection:
+            connection.execute("BEGIN IMMEDIATE")
+            connection.execute("PRAGMA schema_version").fetchone()
+            connection.execute("ROLLBACK")
+    except sqlite3.Error as exc:
+        raise store_error(uri, exc) from exc
+
+
+def bound_requests(tracking_cfg: DictConfig) -> None:
+    """Bound each HTTP call MLflow makes: a time-out per request and few retries of its own.
+
+    MLflow's defaults (120 s time-out, 7 retries with doubling back-off) kept a process
+    busy for minutes after its server went away; ``RunRecord`` retries within its own bound.
+    """
+    os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(int(tracking_cfg.request_timeout_s))
+    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "1"
+    os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = "1"
+
+
+@contextlib.contextmanager
+def store_lock(uri: str) -> Iterator[None]:
+    """Hold an inter-process lock beside a SQLite store (``<file>.lock``); nothing for other stores.
+
+    MLflow creates and migrates a store on first use; processes doing that at the same
+    moment fail or leave a half-migrated schema, so whoever comes first does it alone.
+    """
+    database = sqlite_path(uri)
+    if database is None:
+        yield
+        return
+    with open(database.with_name(database.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def leftover_migration_tables(database: Path) -> list[str]:
+    """Tables an interrupted schema upgrade left behind in a SQLite store."""
+    import sqlite3
+
+    if not database.is_file() or database.stat().st_size == 0:
+        return []
+    with contextlib.closing(sqlite3.connect(database, timeout=30)) as connection:
+        rows = connection.execute("SELECT name FROM sqlite_master WHERE name LIKE '\\_alembic\\_tmp\\_%' ESCAPE '\\'")
+        return [name for (name,) in rows]
+
+
+def repair_half_migrated(database: Path) -> None:
+    """Drop the temporary tables of an interrupted upgrade, so the upgrade can run again."""
+    import sqlite3
+
+    leftovers = leftover_migration_tables(database)
+    if not leftovers:
+        return
+    log.warning("store %s: dropping %s left by an interrupted upgrade", database, ", ".join(leftovers))
+    with contextlib.closing(sqlite3.connect(database, timeout=30)) as connection:
+        for name in leftovers:
+            connection.execute(f'DROP TABLE "{name}"')
+        connection.commit()
+
+
+def open_store(uri: str, timeout: float = 10.0) -> MlflowClient:
+    """A client on the store at ``uri``, created and migrated once whoever opens it first.
+
+    Raises TrackingError naming the store and the fix when it cannot be opened
+    (a server or database that does not answer, a SQLite file locked, for ``timeout`` seconds).
+    """
+    check_store(uri, timeout)
+    try:
+        with store_lock(uri):
+            if (database := sqlite_path(uri)) is not None:
+                repair_half_migrated(database)
+            return MlflowClient(uri)  # builds the store: creates and migrates its schema
+    except TrackingError:
+        raise
+    except Exception as exc:  # SQLAlchemy, sqlite3 and MLflow each raise their own types
+        raise store_error(uri, exc) from exc
+
+
+def use_store(uri: str) -> None:
+    """Point MLflow's fluent API at ``uri`` in this process only.
+
+    ``mlflow.set_tracking_uri`` also sets MLFLOW_TRACKING_URI, which the config reads
+    first: a second run in the same process, or a child process, would then ignore
+    its own ``tracking.store_dir``. The variable is put back as it was.
+    """
+    before = os.environ.get(TRACKING_URI_ENV)
+    mlflow.set_tracking_uri(uri)
+    if before is None:
+        os.environ.pop(TRACKING_URI_ENV, None)
+    else:
+        os.environ[TRACKING_URI_ENV] = before
+
+
+def connect(tracking_cfg: DictConfig, patient: bool = False) -> str:
+    """Point MLflow at the configured store and return the experiment's id, creating both if needed.
+
+    A local SQLite store gets its folder created and new experiments keep their
+    artifacts at ``artifact_location``; a server decides for itself. A store that
+    does not answer is an error after ``request_timeout_s`` (a user waits), or with
+    ``patient`` (a sweep's job: nobody waits) after ``retry_s``.
+    """
+    uri = tracking_cfg.uri
+    bound_requests(tracking_cfg)
+    client = open_store(uri, tracking_cfg.retry_s if patient else tracking_cfg.request_timeout_s)
+    use_store(uri)
+    try:
+        with store_lock(uri):
+            experiment = client.get_experiment_by_name(tracking_cfg.experiment_name)
+            if experiment is not None:
+                return experiment.experiment_id
+            local = sqlite_path(uri) is not None
+            location = Path(tracking_cfg.artifact_location).resolve().as_uri() if local else None
+            # Tell the MLflow UI these are model-training runs, so it opens on the runs table.
+            tags = {EXPERIMENT_KIND_TAG: "custom_model_development"}
+            try:
+                return client.create_experiment(tracking_cfg.experiment_name, artifact_location=location, tags=tags)
+            except mlflow.exceptions.MlflowException as exc:  # another process (on a server) made it first
+                if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                    raise
+                return client.get_experiment_by_name(tracking_cfg.experiment_name).experiment_id
+    except (mlflow.exceptions.MlflowException, OSError) as exc:
+        raise store_error(uri, exc) from exc
+
+
+def open_client(uri: str) -> MlflowClient:
+    """A client on the store at ``uri``, with MLflow's fluent API pointed there too (for ``models:/`` URIs)."""
+    client = open_store(uri)
+    use_store(uri)
+    return client

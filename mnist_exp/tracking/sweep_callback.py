@@ -1,0 +1,48 @@
+"""The Hydra callback that opens a sweep's MLflow parent run before its jobs and closes it after.
+
+Registered in conf/config.yaml under ``hydra.callbacks``. Hydra builds it for every
+run, sweep or not, so it loads MLflow (seconds) only when a sweep starts: a single
+run with a config mistake is answered at once.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from mnist_exp.tracking.jobs import OPEN_SWEEPS
+from mnist_exp.tracking.names import PARENT_ENV
+
+
+class MlflowSweepCallback(Callback):
+    """Opens the sweep's parent run before the jobs and summarises them after.
+
+    If the parent cannot be opened the sweep stops there, loudly (Hydra would
+    only warn and run the jobs as orphans). A sweep stopped by Ctrl-C or SIGTERM
+    is closed by ``close_interrupted``: its parent ends KILLED with a summary.
+    """
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from mnist_exp import errors
+        from mnist_exp.tracking import store, sweeps  # MLflow: loaded for sweeps only
+
+        try:
+            run_id = sweeps.open_parent(config)
+        except Exception as exc:  # raised here, Hydra would warn and go on
+            if errors.wants_traceback():
+                raise SystemExit(1) from exc
+            raise SystemExit(
+                errors.report(exc if isinstance(exc, errors.UserError) else store.store_error(config.tracking.uri, exc))
+            ) from None
+        os.environ[PARENT_ENV] = run_id
+        OPEN_SWEEPS[run_id] = config
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from mnist_exp.tracking import sweeps
+
+        parent = os.environ.pop(PARENT_ENV, None)
+        if parent is not None:
+            sweeps.close(config, parent, interrupted=False)

@@ -1,0 +1,108 @@
+"""Sweeps in MLflow: one parent run per Hydra multirun, each job a child run.
+
+``sweep_callback.MlflowSweepCallback`` calls ``open_parent`` in the launching process before any
+job starts (creating and migrating the store), and ``close`` when the sweep ends: the
+summary, the parent given the best child's params and metrics. Jobs find their parent
+through the environment, which every launcher (in-process, joblib workers, submitit,
+SLURM) passes on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+from omegaconf import DictConfig
+
+from mnist_exp.errors import UserError
+from mnist_exp.tracking import reports, runs, store
+from mnist_exp.tracking.jobs import OPEN_SWEEPS, hydra_overrides, job_number, parent_run_id
+from mnist_exp.tracking.names import (
+    PARENT_ENV,
+    SWEEP_DIR_TAG,
+    SWEEP_OVERRIDES_TAG,
+    SWEEP_PARENT_ROLE,
+    SWEEP_RECORD,
+    SWEEP_ROLE_TAG,
+)
+
+log = logging.getLogger(__name__)
+
+
+def record_failure(cfg: DictConfig, exc: BaseException) -> None:
+    """Record a job that failed as a FAILED child of its sweep (see ``runs.record_failed_job``)."""
+    parent = parent_run_id()
+    if parent is not None:
+        client = store.open_store(cfg.tracking.uri)
+        runs.record_failed_job(client, cfg, parent, str(job_number()), hydra_overrides(), exc)
+
+
+def open_parent(config: DictConfig) -> str:
+    """Create the store if needed and the sweep's parent run (``sweep.resume``: reopen it); note it in the folder."""
+    experiment_id = store.connect(config.tracking)  # creates and migrates the store once, here
+    client = store.open_store(config.tracking.uri)
+    sweep_dir = Path(config.hydra.sweep.dir).resolve()
+    tags = {SWEEP_DIR_TAG: str(sweep_dir), SWEEP_ROLE_TAG: SWEEP_PARENT_ROLE}
+    resume = config.get("sweep", {}).get("resume")
+    if resume:
+        run_id = reopen_parent(client, resume)
+        for key, value in tags.items():
+            client.set_tag(run_id, key, value)
+        log.info("MLflow parent run %s continued: finished jobs are not run again", run_id)
+    else:
+        name = f"{config.tracking.experiment_name}-sweep-{sweep_dir.name}"
+        tags[SWEEP_OVERRIDES_TAG] = " ".join(config.hydra.overrides.task)
+        run_id = client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
+        log.info("MLflow parent run %s (%s)", run_id, name)
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    record = {"parent_run_id": run_id, "tracking_uri": config.tracking.uri}
+    (sweep_dir / SWEEP_RECORD).write_text(json.dumps(record, indent=2) + "\n")
+    return run_id
+
+
+def reopen_parent(client: MlflowClient, reference: str) -> str:
+    """The parent run of an earlier sweep (by run id or sweep folder), marked RUNNING again."""
+    parent, _ = reports.sweep_parent(reference)
+    try:
+        run = client.get_run(parent)
+    except MlflowException as exc:
+        raise UserError(
+            f"sweep.resume: no run {parent} in {client.tracking_uri}. Fix: pass the parent run id or the sweep folder"
+        ) from exc
+    if run.data.tags.get(SWEEP_ROLE_TAG) != SWEEP_PARENT_ROLE:
+        raise UserError(f"sweep.resume: run {parent} is not a sweep's parent run. Fix: pass the parent run id")
+    client.update_run(parent, status="RUNNING")
+    return parent
+
+
+def close(config: DictConfig, parent: str, interrupted: bool) -> None:
+    """Summarise the sweep onto its parent and end it: FINISHED, FAILED (no job finished) or KILLED.
+
+    An interrupted sweep's jobs still marked RUNNING (their worker was stopped before
+    it could say so) end KILLED; their checkpoints stay in their run folders for ``resume``.
+    """
+    OPEN_SWEEPS.pop(parent, None)
+    client = store.open_store(config.tracking.uri)
+    if interrupted:
+        for run in reports.children(client, parent):
+            if run.info.status == "RUNNING":
+                client.set_terminated(run.info.run_id, "KILLED")
+    summary = reports.publish(client, parent, Path(config.hydra.sweep.dir), config.objective)
+    status = "KILLED" if interrupted else "FINISHED" if summary.finished else "FAILED"
+    client.set_terminated(parent, status)
+    if interrupted:
+        log.warning("sweep interrupted: parent run %s ends KILLED with the summary of what finished", parent)
+
+
+def close_interrupted() -> None:
+    """End every sweep this process opened and did not close: what a Ctrl-C or SIGTERM left open."""
+    for parent, config in list(OPEN_SWEEPS.items()):
+        os.environ.pop(PARENT_ENV, None)
+        try:
+            close(config, parent, interrupted=True)
+        except Exception:  # the store may be what failed; the stop goes on
+            log.exception("could not close the interrupted sweep's parent run %s", parent)

@@ -1,0 +1,46 @@
+"""Push what runs journaled while their store was away into the store."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from mnist_exp.errors import UserError
+from mnist_exp.tracking import store
+from mnist_exp.tracking.names import RUN_INFO
+from mnist_exp.tracking.record import open_folder
+
+
+def sync_folder(folder: Path) -> bool:
+    """Replay one run folder's journal into its store; True when nothing is left in it.
+
+    A run that is FINISHED in the store afterwards needs its folder no more, and it is removed.
+    """
+    if not (folder / RUN_INFO).is_file():
+        raise UserError(f"{folder} is not a run folder (no {RUN_INFO}). Fix: pass a folder under tracking.runs_dir")
+    record = open_folder(folder)
+    waiting = len(record.pending())
+    uri = record.client.tracking_uri
+    try:
+        store.check_store(uri)
+        pushed = record.flush()
+    except store.TrackingError as exc:
+        print(f"{record.run_id}: {exc}; {waiting} writes stay in {record.journal}")
+        return False
+    left = len(record.pending())
+    if not pushed:
+        print(
+            f"{record.run_id}: the store {uri} took {waiting - left} of {waiting} writes; "
+            f"{left} stay in {record.journal}"
+        )
+        return False
+    status = record.client.get_run(record.run_id).info.status
+    print(f"{record.run_id}: {waiting} writes pushed to {uri}; the run is {status}")
+    if status == "FINISHED":
+        shutil.rmtree(folder, ignore_errors=True)
+    return True
+
+
+def run_folders(runs_dir: Path) -> list[Path]:
+    """Every run folder under ``runs_dir`` (each holds a ``run.json``)."""
+    return sorted(info.parent for info in runs_dir.glob(f"*/{RUN_INFO}"))

@@ -1,0 +1,155 @@
+"""Optuna searches as real multiruns: pruning, workers that never wait, resumed sweeps, comparisons."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from conftest import FAST, launch, run_module, runs_in
+from mlflow import MlflowClient
+
+from mnist_exp.tracking import names
+
+pytestmark = pytest.mark.slow  # multiruns in subprocesses
+
+OPTUNA = [
+    "hydra/sweeper=optuna_pruning",
+    "hydra.sweeper.sampler._target_=optuna.samplers.RandomSampler",
+    "~hydra.sweeper.sampler.n_startup_trials",
+]
+
+
+def sweep_runs(store: Path) -> tuple[object, list]:
+    runs = runs_in(store)
+    (parent,) = [r for r in runs if r.data.tags.get(names.SWEEP_ROLE_TAG) == names.SWEEP_PARENT_ROLE]
+    children = [r for r in runs if r.data.tags.get(names.PARENT_RUN_TAG) == parent.info.run_id]
+    return parent, children
+
+
+def epochs_trained(client: MlflowClient, run) -> int:
+    return len(client.get_metric_history(run.info.run_id, "val_accuracy"))
+
+
+def test_a_pruned_search_stops_bad_trials_early_and_says_so(tmp_path, synthetic) -> None:
+    store, sweep_dir = tmp_path / "mlruns", tmp_path / "sweep"
+    run_module(
+        tmp_path, "mnist_exp.commands.train", "-m", *synthetic, *FAST, *OPTUNA,
+        f"tracking.store_dir={store}", f"hydra.sweep.dir={sweep_dir}", "training.epochs=4",
+        "hydra.sweeper.n_trials=8", "hydra.sweeper.sampler.seed=3",
+        "hydra.sweeper.pruner.n_startup_trials=2", "hydra.sweeper.pruner.n_warmup_steps=1",
+        "optimizer.learning_rate=tag(log,interval(1e-6,1e-2))",
+    )  # fmt: skip
+    parent, children = sweep_runs(store)
+    client = MlflowClient(f"sqlite:///{store / 'mlflow.db'}")
+    assert len(children) == 8 and all(c.info.status == "FINISHED" for c in children)
+    pruned = [c for c in children if c.data.tags.get(names.PRUNED_TAG) == "true"]
+    complete = [c for c in children if c not in pruned]
+    assert pruned and complete
+    for run in pruned:
+        assert epochs_trained(client, run) == int(run.data.tags[names.PRUNED_EPOCH_TAG]) < 4
+    assert all(epochs_trained(client, run) == 4 for run in complete)
+    study = optuna.load_study(study_name=f"mnist-exp-{parent.info.run_id}", storage=f"sqlite:///{store}/optuna.db")
+    states = [t.state for t in study.trials]
+    assert len(states) == 8 and states.count(optuna.trial.TrialState.PRUNED) == len(pruned)
+    summary = (sweep_dir / "summary.md").read_text()
+    assert summary.count("pruned at epoch") == len(pruned)
+    assert "| rank |" in summary.replace("| job | rank |", "| rank |")
+    assert (sweep_dir / names.PARALLEL_COORDINATES_FILE).is_file() and (sweep_dir / names.IMPORTANCES_FILE).is_file()
+    assert parent.data.tags[names.BEST_RUN_ID_TAG] in {c.info.run_id for c in complete}
+
+
+UNEVEN_SEED = 0  # a RandomSampler seed whose first two trials draw 1 and 8 epochs (checked below)
+
+
+def test_two_workers_start_a_trial_as_soon_as_either_is_free(tmp_path, synthetic) -> None:
+    store = tmp_path / "mlruns"
+    run_module(
+        tmp_path, "mnist_exp.commands.train", "-m", *synthetic, *FAST, *OPTUNA, "launcher=local_parallel",
+        f"tracking.store_dir={store}", f"hydra.sweep.dir={tmp_path / 'sweep'}", "hydra.sweeper.pruner=null",
+        "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=2", f"hydra.sweeper.sampler.seed={UNEVEN_SEED}",
+        "training.epochs=choice(1,8)", "optimizer.learning_rate=interval(0.001,0.002)",
+    )  # fmt: skip
+    _, children = sweep_runs(store)
+    by_start = sorted(children, key=lambda r: r.info.start_time)
+    assert len(by_start) == 4
+    assert {r.data.params["training.epochs"] for r in by_start[:2]} == {"1", "8"}
+    first_pair = by_start[:2]
+    slowest_end = max(r.info.end_time for r in first_pair)
+    assert by_start[2].info.start_time < slowest_end, "the third trial waited for the slowest of the first two"
+
+
+def wait_for_finished(store: Path, count: int, process, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            _, children = sweep_runs(store)
+        except ValueError:  # no parent yet
+            children = []
+        if sum(c.info.status == "FINISHED" for c in children) >= count:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"{count} jobs did not finish")
+
+
+def interrupt_after(store: Path, count: int, *args: str, cwd: Path) -> None:
+    process = launch(cwd, "mnist_exp.commands.train", "-m", *args)
+    try:
+        wait_for_finished(store, count, process)
+        process.send_signal(signal.SIGINT)
+        output = process.communicate(timeout=120)[0]
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, output[-4000:]
+
+
+def test_a_grid_sweep_stopped_and_resumed_runs_each_config_once(tmp_path, synthetic) -> None:
+    store = tmp_path / "mlruns"
+    grid = [*synthetic, *FAST, f"tracking.store_dir={store}", "training.epochs=2", "training.steps_per_execution=1",
+            "optimizer.learning_rate=0.001,0.002,0.003,0.004"]  # fmt: skip
+    interrupt_after(store, 2, *grid, f"hydra.sweep.dir={tmp_path / 'first'}", cwd=tmp_path)
+    parent, children = sweep_runs(store)
+    assert parent.info.status == "KILLED"
+    run_module(tmp_path, "mnist_exp.commands.train", "-m", *grid, f"hydra.sweep.dir={tmp_path / 'again'}",
+               f"sweep.resume={tmp_path / 'first'}")  # fmt: skip
+    again, children = sweep_runs(store)
+    assert again.info.run_id == parent.info.run_id and again.info.status == "FINISHED"
+    finished = [c for c in children if c.info.status == "FINISHED"]
+    assert sorted(c.data.params["optimizer.learning_rate"] for c in finished) == ["0.001", "0.002", "0.003", "0.004"]
+    assert len(children) == 4  # the stopped job was resumed in its own run, not run anew
+
+
+def test_an_optuna_sweep_stopped_after_three_trials_continues_to_six(tmp_path, synthetic) -> None:
+    store = tmp_path / "mlruns"
+    search = [*synthetic, *FAST, *OPTUNA, f"tracking.store_dir={store}", "training.epochs=2",
+              "hydra.sweeper.n_trials=6", "hydra.sweeper.pruner=null",
+              "optimizer.learning_rate=tag(log,interval(1e-4,1e-2))"]  # fmt: skip
+    interrupt_after(store, 3, *search, f"hydra.sweep.dir={tmp_path / 'first'}", cwd=tmp_path)
+    parent, _ = sweep_runs(store)
+    run_module(tmp_path, "mnist_exp.commands.train", "-m", *search, f"hydra.sweep.dir={tmp_path / 'again'}",
+               f"sweep.resume={parent.info.run_id}")  # fmt: skip
+    again, children = sweep_runs(store)
+    assert again.info.run_id == parent.info.run_id
+    study = optuna.load_study(study_name=f"mnist-exp-{parent.info.run_id}", storage=f"sqlite:///{store}/optuna.db")
+    assert len(study.trials) == 6
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials), [t.state for t in study.trials]
+    assert len(children) == 6 and all(c.info.status == "FINISHED" for c in children)
+
+
+def test_report_compares_two_sweeps(tmp_path, synthetic) -> None:
+    store = tmp_path / "mlruns"
+    for name, rates in (("a", "0.001,0.003"), ("b", "0.0003,0.03")):
+        run_module(tmp_path, "mnist_exp.commands.train", "-m", *synthetic, *FAST, "training.epochs=2",
+                   f"tracking.store_dir={store}", f"hydra.sweep.dir={tmp_path / name}",
+                   f"optimizer.learning_rate={rates}")  # fmt: skip
+    assert (tmp_path / "a" / names.PARALLEL_COORDINATES_FILE).is_file()
+    out = tmp_path / "cmp"
+    result = run_module(tmp_path, "mnist_exp.commands.report", str(tmp_path / "a"), str(tmp_path / "b"),
+                        "--out", str(out))  # fmt: skip
+    table = (out / "comparison.md").read_text()
+    assert table in result.stdout
+    assert "| best configuration |" in table and "optimizer.learning_rate" in table
+    assert (out / "comparison_best.png").stat().st_size > 10_000

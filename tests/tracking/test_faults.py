@@ -1,0 +1,451 @@
+"""Faults as they happen: processes racing on a new store, a store locked or stopped mid-run, stops at any moment.
+
+Every test here uses real processes, real signals and real MLflow stores (SQLite, and
+an MLflow server on loopback), and checks the record each leaves.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import FAST, free_port, launch, run_module, runs_in
+from mlflow import MlflowClient
+
+from mnist_exp.config import compose
+from mnist_exp.train import train
+
+pytestmark = pytest.mark.slow
+
+EPOCH_METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_time_s")
+CHECKPOINT = {"checkpoint/model.keras", "checkpoint/state.json"}
+
+
+def steps(client: MlflowClient, run_id: str, metric: str) -> list[int]:
+    return sorted(m.step for m in client.get_metric_history(run_id, metric))
+
+
+def values(client: MlflowClient, run_id: str, metric: str) -> list[float]:
+    return [m.value for m in sorted(client.get_metric_history(run_id, metric), key=lambda m: m.step)]
+
+
+def assert_whole(client: MlflowClient, run_id: str, epochs: int, model: bool = False) -> None:
+    """A FINISHED run with every epoch's metrics once, the test metrics, its plots (and its model)."""
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    for metric in EPOCH_METRICS:
+        assert steps(client, run_id, metric) == list(range(1, epochs + 1)), metric
+    assert {"test_accuracy", "test_loss", "best_val_accuracy", "train_time_s"} <= set(run.data.metrics)
+    plots = {a.path for a in client.list_artifacts(run_id, "plots")}
+    assert plots == {"plots/learning_curves.png", "plots/confusion_matrix.png"}
+    if model:
+        import mlflow
+
+        mlflow.set_tracking_uri(client.tracking_uri)
+        from mlflow.entities import LoggedModelStatus
+
+        logged = mlflow.search_logged_models(
+            experiment_ids=[run.info.experiment_id], filter_string=f"source_run_id = '{run_id}'", output_format="list"
+        )
+        assert LoggedModelStatus.READY in [m.status for m in logged]
+
+
+def wait_for(process: subprocess.Popen, prefix: str, after: str | None = None) -> list[str]:
+    """Read the process's output until a line starts with ``prefix`` (once a line held ``after``); return the lines."""
+    seen, armed = [], after is None
+    for line in process.stdout:
+        seen.append(line)
+        armed = armed or after in line
+        if armed and line.startswith(prefix):
+            return seen
+    raise AssertionError(f"the process ended before {prefix!r}:\n" + "".join(seen[-40:]))
+
+
+def finish(process: subprocess.Popen, timeout: float = 120) -> str:
+    output = process.stdout.read()
+    process.wait(timeout=timeout)
+    return output
+
+
+# Store creation and migration: whoever comes first, once.
+
+
+def test_processes_started_together_on_a_new_store_all_succeed(tmp_path) -> None:
+    """benchmarks/store_race.py, smaller: 4 processes open a new SQLite store at one moment, 3 times."""
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "store_race.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--processes", "4", "--trials", "3", "--no-sweeps"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert "3 trials of 4 processes: 0 failures, 0 runs missing" in result.stdout
+
+
+def test_a_half_migrated_store_is_repaired(tmp_path) -> None:
+    from mnist_exp.tracking import store as tracking
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracking.open_store(uri)
+    with contextlib.closing(sqlite3.connect(tmp_path / "mlflow.db")) as db:  # what an interrupted upgrade leaves
+        db.execute("CREATE TABLE _alembic_tmp_tags (key VARCHAR(250))")
+        db.commit()
+    client = tracking.open_store(uri)
+    run = client.create_run("0")
+    client.set_terminated(run.info.run_id)
+    assert tracking.leftover_migration_tables(tmp_path / "mlflow.db") == []
+
+
+# Store errors name the store and the fix, within seconds.
+
+
+def test_store_errors_name_the_store_and_the_fix(tmp_path, synthetic) -> None:
+    from mnist_exp.tracking.store import TrackingError
+
+    port = free_port()
+    postgres = f"postgresql://mlflow@127.0.0.1:{port}/mlflow"
+    start = time.perf_counter()
+    with pytest.raises(TrackingError, match=rf"127.0.0.1:{port} within \d+ s .*Fix: start the database"):
+        train(compose([*synthetic, *FAST, f"tracking.uri={postgres}"]))
+    assert time.perf_counter() - start < 10
+
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "mlflow.db").write_bytes(b"this is no database" * 100)
+    with pytest.raises(TrackingError, match=r"not a readable SQLite database.*Fix: move .* aside"):
+        train(compose([*synthetic, *FAST, f"tracking.store_dir={damaged}"]))
+
+
+def test_a_locked_store_is_named_with_the_fix(tmp_path, synthetic) -> None:
+    from mnist_exp.tracking import store as tracking
+
+    database = tmp_path / "mlflow.db"
+    tracking.open_store(f"sqlite:///{database}")
+    holder = sqlite3.connect(database, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        start = time.perf_counter()
+        with pytest.raises(tracking.TrackingError, match=r"is locked by another process\. Fix: wait .*fuser"):
+            train(compose([*synthetic, *FAST, f"tracking.store_dir={tmp_path}", "tracking.request_timeout_s=2"]))
+        elapsed = time.perf_counter() - start
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert elapsed < 10, f"{elapsed:.0f} s"
+    print(f"locked store reported in {elapsed:.1f} s")
+
+
+# A store busy or away while a run trains.
+
+
+def test_a_lock_held_across_an_epoch_end_loses_nothing(tmp_path, synthetic) -> None:
+    store = tmp_path / "mlruns"
+    process = launch(
+        tmp_path,
+        "mnist_exp.commands.train",
+        *synthetic,
+        *FAST,
+        f"tracking.store_dir={store}",
+        "training.epochs=4",
+        "training.steps_per_execution=1",
+        "training.verbose=2",
+    )
+    wait_for(process, "Epoch 2/4")
+    holder = sqlite3.connect(store / "mlflow.db", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    time.sleep(8)  # past the end of epoch 2: its metrics wait for the store (a store away is journaled, below)
+    holder.execute("ROLLBACK")
+    holder.close()
+    output = finish(process, timeout=180)
+    assert process.returncode == 0, output[-3000:]
+    (run,) = runs_in(store)
+    assert_whole(MlflowClient(f"sqlite:///{store / 'mlflow.db'}"), run.info.run_id, epochs=4)
+    assert not (store / "runs" / run.info.run_id).exists()  # all in the store: the run folder is gone
+
+
+@contextlib.contextmanager
+def tracking_server(tmp_path: Path, port: int) -> Iterator[subprocess.Popen]:
+    """mnist-exp-server on a SQLite backend on loopback; stopped with SIGTERM (checked to exit in 5 s)."""
+    command = [
+        str(Path(sys.executable).parent / "mnist-exp-server"),
+        f"port={port}",
+        f"backend_store_uri=sqlite:///{tmp_path / 'server.db'}",
+        f"artifacts_destination={tmp_path / 'served'}",
+        "workers=1",
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        banner = [process.stdout.readline(), process.stdout.readline()]
+        assert f"http://127.0.0.1:{port}" in banner[1], banner
+        yield process
+    finally:
+        stop_within(process, 5)
+
+
+def server_children(process: subprocess.Popen) -> list[int]:
+    result = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True)
+    return [int(pid) for pid in result.stdout.split()]
+
+
+def stop_within(process: subprocess.Popen, seconds: float) -> None:
+    """SIGTERM; the process must exit 0 within ``seconds`` and leave no process of the server's group."""
+    if process.poll() is not None:
+        return
+    children = server_children(process)
+    start = time.perf_counter()
+    process.send_signal(signal.SIGTERM)
+    try:
+        code = process.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
+    assert code == 0 and time.perf_counter() - start < seconds
+    for child in children:  # the server ran in a session of its own: nothing of it may be left
+        assert subprocess.run(["pgrep", "-g", str(child)], capture_output=True).stdout == b""
+
+
+def server_run(tmp_path: Path, synthetic: list[str], port: int, retry_s: int) -> subprocess.Popen:
+    return launch(
+        tmp_path,
+        "mnist_exp.commands.train",
+        *synthetic,
+        *FAST,
+        "tracking=server",
+        f"tracking.uri=http://127.0.0.1:{port}",
+        f"tracking.store_dir={tmp_path / 'local'}",  # the run's folder (checkpoint, journal) lives here
+        "tracking.log_model=true",
+        "tracking.request_timeout_s=2",
+        f"tracking.retry_s={retry_s}",
+        "training.epochs=6",
+        "training.batch_size=8",
+        "training.steps_per_execution=1",
+        "training.verbose=2",
+    )
+
+
+def only_run(uri: str) -> str:
+    client = MlflowClient(uri)
+    (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    return run.info.run_id
+
+
+def test_a_server_stopped_during_a_run_and_started_again(tmp_path, synthetic) -> None:
+    port = free_port()
+    uri = f"http://127.0.0.1:{port}"
+    with tracking_server(tmp_path, port) as server:
+        process = server_run(tmp_path, synthetic, port, retry_s=60)
+        wait_for(process, "Epoch 2/6")
+        stop_within(server, 5)
+        wait_for(process, "Epoch 4/6")
+    with tracking_server(tmp_path, port):
+        output = finish(process, timeout=240)
+        assert process.returncode == 0, output[-3000:]
+        assert_whole(MlflowClient(uri), only_run(uri), epochs=6, model=True)
+
+
+def test_a_server_that_never_comes_back_leaves_a_journal_that_sync_pushes(tmp_path, synthetic) -> None:
+    port = free_port()
+    uri = f"http://127.0.0.1:{port}"
+    with tracking_server(tmp_path, port) as server:
+        process = server_run(tmp_path, synthetic, port, retry_s=2)
+        wait_for(process, "Epoch 2/6")
+        stop_within(server, 5)
+        start = time.perf_counter()
+        output = finish(process, timeout=240)
+    assert process.returncode == 0, output[-3000:]
+    assert "Push them when it answers again: mnist-exp-sync" in output
+    (folder,) = (tmp_path / "local" / "runs").iterdir()
+    assert (folder / "journal.jsonl").read_text().count("\n") >= 5
+    print(f"the run ended {time.perf_counter() - start:.1f} s after its last epoch began, store away")
+
+    with tracking_server(tmp_path, port):
+        result = run_module(tmp_path, "mnist_exp.commands.sync", str(folder))
+        assert "the run is FINISHED" in result.stdout
+        assert_whole(MlflowClient(uri), folder.name, epochs=6, model=True)
+    assert not folder.exists()
+
+
+def test_the_ui_stops_on_sigterm_within_5_s_leaving_no_process(tmp_path) -> None:
+    port = free_port()
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    command = [sys.executable, "-m", "mnist_exp.commands.ui", "--port", str(port), "--tracking-uri", uri]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        banner = [process.stdout.readline(), process.stdout.readline()]
+        assert f"http://127.0.0.1:{port}" in banner[1], banner
+    finally:
+        stop_within(process, 5)
+
+
+# Stops at any moment, and resume.
+
+MOMENTS = {
+    # the signal, the output line to send it at (once the second line was seen), and a delay after that line
+    "before the first epoch ends": (signal.SIGTERM, "Epoch 1/3", None, 0.0),
+    "mid-training": (signal.SIGINT, "Epoch 3/3", None, 0.0),
+    "at the end of the last epoch": (signal.SIGTERM, "16/16", "Epoch 3/3", 0.0),
+    "while the model is logged": (signal.SIGINT, "16/16", "Epoch 3/3", 0.5),
+}
+
+
+@pytest.mark.parametrize("moment", MOMENTS)
+def test_a_stop_at_any_moment_is_resumed_in_the_same_run(tmp_path, synthetic, moment) -> None:
+    signum, line, after, delay = MOMENTS[moment]
+    store = tmp_path / "mlruns"
+    process = launch(
+        tmp_path,
+        "mnist_exp.commands.train",
+        *synthetic,
+        *FAST,
+        f"tracking.store_dir={store}",
+        "training.epochs=3",
+        "training.steps_per_execution=1",
+        "training.verbose=2",
+        "tracking.log_model=true",  # about 2 s of logging after the last epoch
+    )
+    wait_for(process, line, after)
+    time.sleep(delay)
+    process.send_signal(signum)
+    output = finish(process)
+    assert process.returncode == 130, output[-3000:]
+    (run,) = runs_in(store)
+    assert run.info.status == "KILLED"
+    assert f"resume={run.info.run_id}" in output
+    client = MlflowClient(f"sqlite:///{store / 'mlflow.db'}")
+    checkpoint = {a.path for a in client.list_artifacts(run.info.run_id, "checkpoint")}
+    assert checkpoint == (set() if moment == "before the first epoch ends" else CHECKPOINT)
+
+    resumed = train(compose([f"tracking.store_dir={store}", f"resume={run.info.run_id}"]))
+    assert resumed["run_id"] == run.info.run_id
+    assert_whole(MlflowClient(f"sqlite:///{store / 'mlflow.db'}"), run.info.run_id, epochs=3, model=True)
+
+
+def test_a_stop_while_importing_records_nothing(tmp_path, synthetic) -> None:
+    store = tmp_path / "mlruns"
+    process = launch(tmp_path, "mnist_exp.commands.train", *synthetic, *FAST, f"tracking.store_dir={store}")
+    time.sleep(1.5)  # Python is importing Hydra, composing the config, or importing TensorFlow
+    process.send_signal(signal.SIGTERM)
+    output = finish(process)
+    # 130 once mnist-exp handles SIGTERM; before that (importing Hydra), SIGTERM's default action
+    assert process.returncode in (130, -signal.SIGTERM), output[-3000:]
+    assert "Traceback" not in output
+    assert runs_in(store) == []
+
+
+def test_deterministic_run_stopped_and_resumed_matches_an_uninterrupted_one(tmp_path, synthetic) -> None:
+    """Every run in a process of its own, so all three compute with the same thread pools."""
+    settings = [*synthetic, *FAST, "training.epochs=3", "training.deterministic=true", "training.verbose=2"]
+    whole, store = tmp_path / "whole", tmp_path / "stopped"
+    run_module(tmp_path, "mnist_exp.commands.train", *settings, f"tracking.store_dir={whole}")
+
+    process = launch(tmp_path, "mnist_exp.commands.train", *settings, f"tracking.store_dir={store}")
+    wait_for(process, "Epoch 2/3")  # one epoch done
+    process.send_signal(signal.SIGINT)
+    output = finish(process)
+    assert process.returncode == 130, output[-3000:]
+    (stopped,) = runs_in(store)
+    assert stopped.info.status == "KILLED"
+    run_module(tmp_path, "mnist_exp.commands.train", f"tracking.store_dir={store}", f"resume={stopped.info.run_id}")
+
+    (original,) = runs_in(whole)
+    (resumed,) = runs_in(store)
+    assert resumed.info.status == "FINISHED"
+    before, after = (MlflowClient(f"sqlite:///{folder / 'mlflow.db'}") for folder in (whole, store))
+    for metric in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"):
+        assert values(after, resumed.info.run_id, metric) == values(before, original.info.run_id, metric), metric
+    assert resumed.data.metrics["test_loss"] == original.data.metrics["test_loss"]
+
+
+# Sweeps end with a status.
+
+
+def test_an_interrupted_sweep_ends_killed_with_a_summary(tmp_path, synthetic) -> None:
+    store = tmp_path / "mlruns"
+    process = launch(
+        tmp_path,
+        "mnist_exp.commands.train",
+        "-m",
+        *synthetic,
+        *FAST,
+        f"tracking.store_dir={store}",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        "training.epochs=3",
+        "training.steps_per_execution=1",
+        "training.verbose=2",
+        "optimizer.learning_rate=0.001,0.002,0.003",
+    )
+    wait_for(process, "Epoch 2/3", after="[HYDRA] \t#1 :")
+    process.send_signal(signal.SIGINT)
+    output = finish(process)
+    assert process.returncode == 130, output[-3000:]
+    runs = runs_in(store)
+    (parent,) = [r for r in runs if r.data.tags.get("sweep.role") == "parent"]
+    jobs = sorted((r for r in runs if r is not parent), key=lambda r: r.data.tags["sweep.job"])
+    assert parent.info.status == "KILLED"
+    assert [r.info.status for r in jobs] == ["FINISHED", "KILLED"]
+    assert parent.data.metrics["jobs_finished"] == 1
+    client = MlflowClient(f"sqlite:///{store / 'mlflow.db'}")
+    assert {a.path for a in client.list_artifacts(parent.info.run_id, "summary")} == {
+        "summary/summary.csv",
+        "summary/summary.md",
+        "summary/comparison.png",
+    }
+
+
+def test_a_sweep_whose_parent_cannot_be_opened_runs_no_job(tmp_path, synthetic) -> None:
+    uri = f"http://127.0.0.1:{free_port()}"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mnist_exp.commands.train",
+            "-m",
+            *synthetic,
+            *FAST,
+            f"tracking.uri={uri}",
+            "optimizer.learning_rate=1,2",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=os.environ | {"HYDRA_FULL_ERROR": "0"},
+    )
+    assert result.returncode == 1
+    assert f"error: tracking store {uri} cannot be reached" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "#0 :" not in result.stdout + result.stderr  # no job was launched
+
+
+# A diverged run is marked.
+
+
+def test_a_diverged_run_ends_failed_with_the_epoch(tmp_path, synthetic) -> None:
+    from mnist_exp.callbacks import DivergedError
+
+    with pytest.raises(DivergedError, match="loss nan at epoch 1"):
+        train(
+            compose(
+                [
+                    *synthetic,
+                    *FAST,
+                    f"tracking.store_dir={tmp_path}",
+                    "optimizer.learning_rate=1e30",
+                    "training.epochs=3",
+                ]
+            )
+        )
+    (run,) = runs_in(tmp_path)
+    assert run.info.status == "FAILED"
+    assert run.data.tags["error"] == "diverged"
+    assert run.data.tags["error.epoch"] == "1"
+    assert steps(MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}"), run.info.run_id, "train_loss") == [1]

@@ -1,0 +1,133 @@
+"""A shared tracking server: PostgreSQL and `mnist-exp-server` on loopback, sweeps from two launchers.
+
+Integration test: it needs Debian's postgresql (make test installs it) and runs its
+own PostgreSQL cluster and MLflow server on free loopback ports in temporary folders.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ONE_EPOCH, free_port, run_module, serving
+from mlflow import MlflowClient
+
+from mnist_exp.tracking.migrate import migrate
+from mnist_exp.tracking.reports import children
+
+PG_BINS = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
+GRID = ["optimizer.learning_rate=0.001,0.01", "model.layers.dense1.units=16,32"]
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.slow,
+    pytest.mark.skipif(not PG_BINS, reason="PostgreSQL is not installed (make test installs it)"),
+]
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    """A throwaway PostgreSQL cluster on a free loopback port; its connection string."""
+    pg_bin = PG_BINS[-1]
+    folder = Path(tempfile.mkdtemp(prefix="mnist-exp-pg-"))
+    as_postgres = []
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+        shutil.chown(folder, "postgres")
+        as_postgres = ["runuser", "-u", "postgres", "--"]
+    port = free_port()
+
+    def pg(*args: str) -> None:
+        subprocess.run([*as_postgres, *args], check=True, capture_output=True)
+
+    pg(str(pg_bin / "initdb"), "-D", str(folder / "db"), "-U", "mlflow", "--auth=trust", "-E", "UTF8")
+    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1"
+    pg(str(pg_bin / "pg_ctl"), "-D", str(folder / "db"), "-l", str(folder / "log"), "-w", "-o", options, "start")
+    try:
+        pg(str(pg_bin / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "mlflow", "mlflow")
+        yield f"postgresql://mlflow@127.0.0.1:{port}/mlflow"
+    finally:
+        pg(str(pg_bin / "pg_ctl"), "-D", str(folder / "db"), "-m", "fast", "stop")
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def server(postgres, tmp_path_factory):
+    """mnist-exp-server on PostgreSQL with served artifacts; stopped with Ctrl-C at the end."""
+    port = free_port()
+    artifacts = tmp_path_factory.mktemp("served-artifacts")
+    command = [
+        str(Path(sys.executable).parent / "mnist-exp-server"),
+        f"port={port}",
+        f"backend_store_uri={postgres}",
+        f"artifacts_destination={artifacts}",
+        "workers=1",
+    ]
+    with serving(command, port):
+        yield f"http://127.0.0.1:{port}"
+
+
+def sweep(tmp_path: Path, synthetic: list[str], *overrides: str) -> float:
+    start = time.perf_counter()
+    run_module(tmp_path, "mnist_exp.commands.train", "-m", *synthetic, *ONE_EPOCH, *GRID, *overrides, timeout=900)
+    return time.perf_counter() - start
+
+
+def check_children(uri: str, experiment: str) -> None:
+    client = MlflowClient(uri)
+    experiment_id = client.get_experiment_by_name(experiment).experiment_id
+    (parent,) = client.search_runs([experiment_id], "tags.`sweep.role` = 'parent'")
+    jobs = children(client, parent.info.run_id)
+    assert [run.info.status for run in jobs] == ["FINISHED"] * 4
+    for run in jobs:
+        for metric in ("train_loss", "val_accuracy"):
+            assert [m.step for m in client.get_metric_history(run.info.run_id, metric)] == [1]
+        artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+        assert artifacts == {"plots/learning_curves.png", "plots/confusion_matrix.png"}
+        client.download_artifacts(run.info.run_id, "config.yaml", str(Path(tempfile.mkdtemp())))
+    assert parent.info.status == "FINISHED"
+
+
+def test_parallel_and_submitit_sweeps_land_in_the_server(tmp_path, synthetic, server, capsys) -> None:
+    local_store = tmp_path / "mlruns"
+    sqlite_s = sweep(
+        tmp_path,
+        synthetic,
+        "launcher=local_parallel",
+        f"tracking.store_dir={local_store}",
+        f"hydra.sweep.dir={tmp_path / 'sqlite'}",
+    )
+    server_s = sweep(
+        tmp_path,
+        synthetic,
+        "launcher=local_parallel",
+        "tracking=server",
+        f"tracking.uri={server}",
+        "tracking.experiment_name=parallel",
+        f"hydra.sweep.dir={tmp_path / 'parallel'}",
+    )
+    check_children(server, "parallel")
+    submitit_s = sweep(
+        tmp_path,
+        synthetic,
+        "launcher=submitit_local",
+        "tracking=server",
+        f"tracking.uri={server}",
+        "tracking.experiment_name=submitit",
+        f"hydra.sweep.dir={tmp_path / 'submitit'}",
+    )
+    check_children(server, "submitit")
+    # The local store's sweep moves onto the server with MLflow's client: runs, histories, artifacts, nesting.
+    assert migrate(MlflowClient(f"sqlite:///{local_store / 'mlflow.db'}"), MlflowClient(server)) == 5
+    check_children(server, "mnist")
+    assert migrate(MlflowClient(f"sqlite:///{local_store / 'mlflow.db'}"), MlflowClient(server)) == 0
+    with capsys.disabled():
+        print(
+            f"\n4-job sweep, local_parallel: SQLite {sqlite_s:.1f} s, server {server_s:.1f} s; "
+            f"submitit_local to server {submitit_s:.1f} s"
+        )
