@@ -31,7 +31,8 @@ from mnist_exp.network import compile_model
 from mnist_exp.pipeline import EpochOrder, Partition, batches, partition, steps_per_epoch
 from mnist_exp.plan import Plan, this_machine
 from mnist_exp.plan import plan as choose_plan
-from mnist_exp.search.trials import JobTrial, ReportToTrial, epoch_metric
+from mnist_exp.search.job_trial import JobTrial
+from mnist_exp.search.trials import ReportToTrial, epoch_metric
 from mnist_exp.tracking import jobs, names, runs, store
 from mnist_exp.tracking.checkpoints import EpochCheckpoint, ResumePoint, checkpoint_folder, run_folder
 from mnist_exp.tracking.epochs import MlflowEpochLogger

@@ -19,8 +19,8 @@ import optuna
 from optuna.distributions import BaseDistribution
 from optuna.trial import TrialState
 
+from mnist_exp.search.job_trial import JobTrial
 from mnist_exp.search.space import as_override
-from mnist_exp.search.trials import JobTrial
 from mnist_exp.tracking.names import PRUNED_EPOCH_ATTR
 
 log = logging.getLogger(__name__)

@@ -3,48 +3,13 @@
 from __future__ import annotations
 
 import logging
-import os
-from dataclasses import dataclass
 
 import keras
 import optuna
 
-from mnist_exp.tracking.names import OPTUNA_STORAGE_ENV, OPTUNA_STUDY_ENV, OPTUNA_TRIAL_ENV, PRUNED_EPOCH_ATTR
+from mnist_exp.tracking.names import PRUNED_EPOCH_ATTR
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class JobTrial:
-    """Where a job's trial lives: the storage URL, the study's name and the trial's id."""
-
-    storage: str
-    study: str
-    trial_id: int
-
-    def env(self) -> dict[str, str]:
-        return {OPTUNA_STORAGE_ENV: self.storage, OPTUNA_STUDY_ENV: self.study, OPTUNA_TRIAL_ENV: str(self.trial_id)}
-
-    @classmethod
-    def from_env(cls) -> JobTrial | None:
-        """The trial this job runs, as its sweeper set it; None outside an Optuna search."""
-        if OPTUNA_TRIAL_ENV not in os.environ:
-            return None
-        return cls(os.environ[OPTUNA_STORAGE_ENV], os.environ[OPTUNA_STUDY_ENV], int(os.environ[OPTUNA_TRIAL_ENV]))
-
-    def open(self) -> optuna.Trial:
-        """The trial, in its study as the sweeper configured it (the pruner decides in this process)."""
-        study = optuna.load_study(study_name=self.study, storage=self.storage, pruner=sweep_pruner())
-        return optuna.Trial(study, self.trial_id)
-
-
-def sweep_pruner() -> optuna.pruners.BasePruner:
-    """The pruner of the running sweep's config (``hydra.sweeper.pruner``); none when it has none."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.utils import instantiate
-
-    node = HydraConfig.get().sweeper.get("pruner") if HydraConfig.initialized() else None
-    return instantiate(node) if node else optuna.pruners.NopPruner()
 
 
 def epoch_metric(objective_metric: str, has_validation: bool) -> str:

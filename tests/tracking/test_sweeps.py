@@ -5,8 +5,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import optuna
 import pytest
-import yaml
 from conftest import ONE_EPOCH, run_module
 from mlflow import MlflowClient
 from mlflow.entities import Run
@@ -73,7 +73,12 @@ def test_parallel_grid_gives_one_parent_and_a_child_per_job(tmp_path, synthetic)
     assert parent.data.params["optimizer.learning_rate"] == best.data.params["optimizer.learning_rate"]
     assert parent.data.params["model.layers.dense1.units"] == best.data.params["model.layers.dense1.units"]
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "summary")}
-    assert artifacts == {"summary/summary.csv", "summary/summary.md", "summary/comparison.png"}
+    assert artifacts == {
+        "summary/summary.csv",
+        "summary/summary.md",
+        "summary/comparison.png",
+        "summary/parallel_coordinates.png",
+    }
 
 
 def test_a_failing_job_is_recorded_and_the_sweep_still_completes(tmp_path, synthetic) -> None:
@@ -113,7 +118,7 @@ def test_a_failing_job_is_recorded_and_the_sweep_still_completes(tmp_path, synth
 
 
 def test_optuna_sweep_gives_a_child_per_trial_and_the_parent_holds_the_best(tmp_path, synthetic) -> None:
-    _, parent, jobs, sweep_dir = sweep(
+    _, parent, jobs, _ = sweep(
         tmp_path,
         synthetic,
         "experiment=optuna_search",
@@ -124,9 +129,11 @@ def test_optuna_sweep_gives_a_child_per_trial_and_the_parent_holds_the_best(tmp_
     )
     assert len(jobs) == 3
     assert all(run.info.status == "FINISHED" for run in jobs)
-    optuna_best = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
-    assert parent.data.metrics["best_val_accuracy"] == pytest.approx(optuna_best["best_value"])
+    study = optuna.load_study(
+        study_name=f"mnist-exp-{parent.info.run_id}", storage=f"sqlite:///{tmp_path / 'mlruns' / 'optuna.db'}"
+    )
+    assert parent.data.metrics["best_val_accuracy"] == pytest.approx(study.best_value)
     best = next(r for r in jobs if r.info.run_id == parent.data.tags["best_run_id"])
-    for key, value in optuna_best["best_params"].items():
+    for key, value in study.best_params.items():
         assert float(parent.data.params[key]) == pytest.approx(float(value))
         assert parent.data.params[key] == best.data.params[key]
