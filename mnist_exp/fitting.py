@@ -182,6 +182,7 @@ class Setup:
     """What a run trains: the machine's plan, the data, the model and what fits it."""
 
     plan: Plan
+    machine: str  # the machine's description, as the run's tag records it
     dataset: Loaded  # the arrays as read, their digest and source
     data: Partition
     model: keras.Model
@@ -200,7 +201,8 @@ def open_experiment(cfg: DictConfig) -> Experiment:
 
 def prepare(cfg: DictConfig, start: ResumePoint | None) -> Setup:
     """Plan the computation for this machine, seed everything, load the data, build (or restore) the model."""
-    machine_plan = choose_plan(cfg.training, cfg.model, this_machine())
+    machine = this_machine()
+    machine_plan = choose_plan(cfg.training, cfg.model, machine)
     log.info("precision %s: %s", machine_plan.precision, machine_plan.precision_reason)
     if machine_plan.warning:
         log.warning(machine_plan.warning)
@@ -217,14 +219,14 @@ def prepare(cfg: DictConfig, start: ResumePoint | None) -> Setup:
         model = keras.models.load_model(start.model_file)
     log.info("%s: %s parameters, batches in %d shards", model.name, f"{model.count_params():,}", machine_plan.shards)
     trainer = parallel.in_shards(model, machine_plan.shards)
-    return Setup(machine_plan, dataset, data, model, trainer)
+    return Setup(machine_plan, machine.describe(), dataset, data, model, trainer)
 
 
 def open_run(cfg: DictConfig, experiment: Experiment, setup: Setup, digest: str) -> RunRecord:
     """The run's record: a new run (a sweep job's is a child of its parent), or the resumed one."""
     tags = runs.run_tags(jobs.hydra_overrides(), cfg.dataset.name, setup.dataset.digest, cfg.training.seed)
     tags |= dict(cfg.tracking.tags) | {names.CONFIG_HASH_TAG: digest}
-    tags |= {names.PRECISION_REASON_TAG: setup.plan.precision_reason, names.MACHINE_TAG: this_machine().describe()}
+    tags |= {names.PRECISION_REASON_TAG: setup.plan.precision_reason, names.MACHINE_TAG: setup.machine}
     client = experiment.client
 
     def start() -> str:

@@ -153,9 +153,7 @@ class DecodedCache:
         if state.get("files") == files and state.get("settings") == settings:
             with np.load(self.arrays) as stored:
                 return Splits(**{key: stored[key] for key in ARRAYS}), state["digest"]
-        why = "no cache yet" if not state else what_changed(state.get("files", {}), files)
-        if state and state.get("settings") != settings and state.get("files") == files:
-            why = "the settings changed"
+        why = what_changed(state["files"], files) if state else "no cache yet"
         log.info("%s: decoding into the cache %s (%s)", name, self.folder, why)
         splits, digest = decode()
         self.folder.mkdir(parents=True, exist_ok=True)
