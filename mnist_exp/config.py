@@ -48,7 +48,7 @@ def numbered(count: int) -> list[str]:
 RESOLVERS = {
     "project_root": lambda: str(project_root()),
     "short": short,
-    "catalog": lambda group: catalog(group),
+    "catalog": lambda group, _root_: catalog(group, user_folders(_root_)),
     "len": len,
     "class_folders": class_folders,
     "npz_num_classes": npz_num_classes,
@@ -72,9 +72,9 @@ def compose(overrides: Sequence[str] = (), config_name: str = CONFIG_NAME) -> Di
         return hydra_compose(config_name, overrides=list(overrides))
 
 
-def description(path: Path) -> str:
+def description(path: Path | None) -> str:
     """A config file's one-line description: its first comment line that is not a ``@package`` directive."""
-    if not path.is_file():
+    if path is None or not path.is_file():
         return "(from hydra.searchpath)"
     for line in path.read_text().splitlines():
         if line.startswith("#") and not line.startswith("# @package"):
@@ -84,18 +84,34 @@ def description(path: Path) -> str:
     return ""
 
 
-def catalog(group: str) -> str:
+def user_folders(cfg: DictConfig | None) -> list[Path]:
+    """The folders a config's ``hydra.searchpath`` adds (its ``file://`` entries)."""
+    entries = OmegaConf.select(cfg, "hydra.searchpath", default=None) if cfg is not None else None
+    return [Path(entry.removeprefix("file://")) for entry in entries or () if entry.startswith("file://")]
+
+
+def catalog(group: str, folders: Sequence[Path] = ()) -> str:
     """Each option of a config group with its description, one per line (for ``mnist-exp --help``)."""
-    options = group_options(group)
+    options = group_files(group, folders)
     width = max(map(len, options), default=0)
-    return "\n".join(f"  {name:<{width}}  {description(CONFIG_DIR / group / f'{name}.yaml')}" for name in options)
+    return "\n".join(f"  {name:<{width}}  {description(path)}" for name, path in options.items())
+
+
+def group_files(group: str, folders: Sequence[Path] = ()) -> dict[str, Path | None]:
+    """A config group's options and their files: packaged ones first, then those of user folders
+    (``hydra.searchpath``; None where Hydra knows an option from a search path that is not a folder)."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    found: dict[str, Path | None] = {}
+    for folder in (CONFIG_DIR, *folders):
+        for path in sorted((folder / group).glob("*.yaml")):
+            found.setdefault(path.stem, path)
+    if GlobalHydra.instance().is_initialized():
+        for name in GlobalHydra.instance().config_loader().get_group_options(group):
+            found.setdefault(name, None)
+    return dict(sorted(found.items()))
 
 
 def group_options(group: str) -> list[str]:
     """The options of a config group: the packaged ones, and those a ``hydra.searchpath`` folder adds."""
-    from hydra.core.global_hydra import GlobalHydra
-
-    packaged = {path.stem for path in (CONFIG_DIR / group).glob("*.yaml")}
-    if GlobalHydra.instance().is_initialized():
-        packaged |= set(GlobalHydra.instance().config_loader().get_group_options(group))
-    return sorted(packaged)
+    return list(group_files(group))

@@ -144,3 +144,18 @@ def test_environment_points_tracking_at_a_server(monkeypatch) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
     assert compose().tracking.uri == "http://127.0.0.1:5000"
     assert compose(["tracking.uri=http://tracking.example:5000"]).tracking.uri == "http://tracking.example:5000"
+
+
+def test_help_lists_a_users_own_experiments_from_the_searchpath(tmp_path) -> None:
+    """``--help`` with ``hydra.searchpath=[file://DIR]`` lists DIR's experiments beside the packaged ones."""
+    import subprocess
+    import sys
+
+    (tmp_path / "experiment").mkdir()
+    (tmp_path / "experiment" / "mine.yaml").write_text("# @package _global_\n# My own experiment.\n")
+    command = [sys.executable, "-m", "mnist_exp.commands.train", f"hydra.searchpath=[file://{tmp_path}]", "--help"]
+    shown = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    experiments = shown.stdout.split("== Experiments")[1].split("==")[1]
+    listed = {line.split()[0]: " ".join(line.split()[1:]) for line in experiments.strip().splitlines()}
+    assert listed["mine"] == "My own experiment." and "reference" in listed

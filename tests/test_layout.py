@@ -119,6 +119,8 @@ def test_an_installed_package_runs_from_any_folder_with_a_users_own_experiments(
     help_text = run("--help")
     assert help_text.returncode == 0, help_text.stderr[-2000:]
     assert "reference" in help_text.stdout and "The reference recipe" in help_text.stdout
+    (listed,) = [line.split() for line in help_text.stdout.splitlines() if line.split()[:1] == ["tiny"]]
+    assert " ".join(listed[1:]) == "A user's own experiment, outside the package."  # from the searchpath
     shown = run("experiment=tiny", "--cfg", "job", "--resolve")
     assert shown.returncode == 0, shown.stderr[-2000:]
     assert f"store_dir: {work}/mlruns" in shown.stdout  # no checkout: the store is in the working folder
