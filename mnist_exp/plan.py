@@ -32,6 +32,15 @@ log = logging.getLogger(__name__)
 # CPU features that decide precision, as /proc/cpuinfo names them.
 CPU_FEATURES = {"avx2": "AVX2", "avx512f": "AVX512F", "avx512_bf16": "AVX512_BF16", "amx_bf16": "AMX"}
 BF16_EMULATION_SLOWDOWN = 8  # measured: bfloat16 on an AVX2-only CPU against float32
+# oneDNN's instruction-set levels, lowest first, as its ONEDNN_MAX_CPU_ISA setting names them, and
+# the lowest level at which it computes with each bfloat16 feature: a lower cap emulates bfloat16.
+ONEDNN_ISA_LEVELS = (
+    "SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI", "AVX512_CORE_BF16",
+    "AVX10_1_512", "AVX512_CORE_FP16", "AVX10_1_512_AMX", "AVX512_CORE_AMX", "AVX10_1_512_AMX_FP16",
+    "AVX512_CORE_AMX_FP16",
+)  # fmt: skip
+BF16_ISA_LEVEL = {"avx512_bf16": "AVX512_CORE_BF16", "amx_bf16": "AVX10_1_512_AMX"}
+ISA_LIMIT_VARIABLE = "ONEDNN_MAX_CPU_ISA"
 
 
 @dataclass(frozen=True)
@@ -43,6 +52,15 @@ class Machine:
     cores: int
     gpu: str | None = None
     gpu_compute_capability: tuple[int, int] | None = None
+    isa_limit: str | None = None  # ONEDNN_MAX_CPU_ISA: the highest instruction set oneDNN may use
+
+    def usable(self, flag: str) -> bool:
+        """Whether the CPU has the bfloat16 feature ``flag`` and oneDNN's instruction-set cap lets it use it."""
+        if flag not in self.cpu_flags:
+            return False
+        if self.isa_limit is None or self.isa_limit not in ONEDNN_ISA_LEVELS:  # ALL, DEFAULT: no cap
+            return True
+        return ONEDNN_ISA_LEVELS.index(self.isa_limit) >= ONEDNN_ISA_LEVELS.index(BF16_ISA_LEVEL[flag])
 
     @property
     def features(self) -> list[str]:
@@ -56,13 +74,14 @@ class Machine:
             major, minor = self.gpu_compute_capability
             return f"GPU compute capability {major}.{minor}" if major >= 8 else None
         for flag in ("amx_bf16", "avx512_bf16"):
-            if flag in self.cpu_flags:
+            if self.usable(flag):
                 return CPU_FEATURES[flag]
         return None
 
     def describe(self) -> str:
         gpu = f", GPU {self.gpu} (compute capability {self.gpu_compute_capability})" if self.gpu else ""
-        return f"{self.cpu_model}, {self.cores} cores, {' '.join(self.features) or 'no AVX2'}{gpu}"
+        limit = f", oneDNN limited to {self.isa_limit} ({ISA_LIMIT_VARIABLE})" if self.isa_limit else ""
+        return f"{self.cpu_model}, {self.cores} cores, {' '.join(self.features) or 'no AVX2'}{limit}{gpu}"
 
 
 def cpu_info(path: Path = Path("/proc/cpuinfo")) -> tuple[str, frozenset[str]]:
@@ -83,7 +102,9 @@ def this_machine() -> Machine:
     if gpus:
         details = tf.config.experimental.get_device_details(gpus[0])
         name, capability = details.get("device_name", "GPU"), details.get("compute_capability")
-    return Machine(model, flags, len(os.sched_getaffinity(0)), name, tuple(capability) if capability else None)
+    limit = os.environ.get(ISA_LIMIT_VARIABLE, "").upper() or None
+    cores = len(os.sched_getaffinity(0))
+    return Machine(model, flags, cores, name, tuple(capability) if capability else None, limit)
 
 
 @dataclass(frozen=True)
@@ -108,13 +129,17 @@ def choose_precision(requested: str, machine: Machine) -> tuple[str, str, str | 
         if machine.gpu_compute_capability is not None and machine.gpu_compute_capability[0] >= 7:
             major, minor = machine.gpu_compute_capability
             return "mixed_float16", f"float16 Tensor Cores (GPU compute capability {major}.{minor})", None
+        capped = [CPU_FEATURES[flag] for flag in BF16_ISA_LEVEL if flag in machine.cpu_flags]
+        if capped:  # the CPU has it, oneDNN may not use it
+            why = f"{' and '.join(capped)} unused: {ISA_LIMIT_VARIABLE}={machine.isa_limit}"
+            return "float32", f"no native bfloat16 ({why})", None
         found = ", ".join(machine.features) or "no AVX2"
         return "float32", f"no native bfloat16 (no AVX512_BF16 or AMX; found {found})", None
     warning = None
     if requested == "mixed_bfloat16" and not native:
         warning = (
-            "training.precision=mixed_bfloat16 on hardware without native bfloat16 (no AVX512_BF16, AMX or GPU "
-            f"of compute capability 8.0+): it is emulated, expect training about {BF16_EMULATION_SLOWDOWN}x slower "
+            "training.precision=mixed_bfloat16 on hardware without native bfloat16 (no usable AVX512_BF16, AMX or "
+            f"GPU of compute capability 8.0+): it is emulated, expect training about {BF16_EMULATION_SLOWDOWN}x slower "
             "than float32. Fix: training.precision=auto"
         )
     return requested, "set in training.precision", warning

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from mnist_exp.config import compose
@@ -23,6 +25,14 @@ A100 = Machine("AMD EPYC", frozenset({"avx2"}), cores=16, gpu="A100", gpu_comput
         (AMX, "mixed_bfloat16", "bfloat16 is native here (AMX)"),
         (T4, "mixed_float16", "float16 Tensor Cores (GPU compute capability 7.5)"),
         (A100, "mixed_bfloat16", "bfloat16 is native here (GPU compute capability 8.0)"),
+        # oneDNN capped below the CPU's bfloat16 instructions computes as an AVX2 CPU does
+        (
+            replace(AVX512_BF16, isa_limit="AVX2"),
+            "float32",
+            "no native bfloat16 (AVX512_BF16 unused: ONEDNN_MAX_CPU_ISA=AVX2)",
+        ),
+        (replace(AMX, isa_limit="AVX512_CORE_BF16"), "mixed_bfloat16", "bfloat16 is native here (AVX512_BF16)"),
+        (replace(AMX, isa_limit="ALL"), "mixed_bfloat16", "bfloat16 is native here (AMX)"),
     ],
 )
 def test_auto_precision_is_bfloat16_only_where_the_hardware_has_it(machine, policy, reason) -> None:
@@ -63,10 +73,15 @@ def test_batches_split_one_part_per_core_on_a_cpu_and_not_on_a_gpu(machine, over
     assert shape(plan(cfg.training, cfg.model, machine)) == expected
 
 
-def test_this_machine_is_read_from_its_cpu_flags() -> None:
+def test_this_machine_is_read_from_its_cpu_flags(monkeypatch) -> None:
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
     machine = this_machine()
     model, flags = cpu_info()
-    assert machine.cpu_flags == flags and machine.cpu_model == model
+    assert machine.cpu_flags == flags and machine.cpu_model == model and machine.isa_limit is None
     expected = "mixed_bfloat16" if {"avx512_bf16", "amx_bf16"} & flags else "float32"
     cfg = compose()
     assert plan(cfg.training, cfg.model, machine).precision == expected
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "avx2")
+    capped = this_machine()
+    assert capped.isa_limit == "AVX2" and "oneDNN limited to AVX2" in capped.describe()
+    assert plan(cfg.training, cfg.model, capped).precision == "float32"
