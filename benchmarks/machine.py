@@ -3,6 +3,11 @@
 Every figure in RESULTS.md is true of one machine only: bfloat16 is native on
 AVX512_BF16 and AMX CPUs and emulated (about 8x slower than float32) on AVX2-only
 ones, so each benchmark appends its results under a heading naming the machine.
+
+To measure as an AVX2-only CPU on a newer one, cap the instruction sets that
+TensorFlow's and PyTorch's kernels use: ``ONEDNN_MAX_CPU_ISA=AVX2
+ATEN_CPU_CAPABILITY=avx2`` (the heading then names the cap, and
+``training.precision=auto`` picks float32 as on such a CPU).
 """
 
 from __future__ import annotations
@@ -13,8 +18,10 @@ import time
 from contextlib import suppress
 from importlib.metadata import PackageNotFoundError, version
 
-from mnist_exp.plan import cpu_info
 from mnist_exp.plan import this_machine as plan_machine
+
+# Environment variables that change which kernels run, named with every figure.
+SPEED_SETTINGS = ("TF_ENABLE_ONEDNN_OPTS", "ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")
 
 
 def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
@@ -42,15 +49,13 @@ def versions() -> str:
 
 def heading(title: str, gflops: float) -> list[str]:
     """A section heading naming the machine, and a line with what else the figures depend on."""
-    machine = plan_machine()
-    model, _ = cpu_info()
+    settings = ", ".join(f"{name}={os.environ.get(name, 'unset')}" for name in SPEED_SETTINGS)
     return [
         "",
-        f"## {title}: {model}, {machine.cores} cores, {' '.join(machine.features) or 'no AVX2'}",
+        f"## {title}: {plan_machine().describe()}",
         "",
         f"Measured {time.strftime('%Y-%m-%d %H:%M')}; fp32 matmul rate {gflops:.0f} GFLOP/s (TensorFlow, "
-        f"2048x2048, best of 10, same session); Python {platform.python_version()}; {versions()}; "
-        f"TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'unset')}.",
+        f"2048x2048, best of 10, same session); Python {platform.python_version()}; {versions()}; {settings}.",
         "",
     ]
 
