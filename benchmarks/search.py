@@ -1,8 +1,8 @@
 """Does pruning spend compute well? The Optuna search with and without pruning, in one session.
 
 Runs ``mnist-exp experiment=optuna_search`` (TPE, 2 workers) twice on MNIST, each into a
-store of its own: with the experiment's median pruner, then with ``hydra.sweeper.pruner=null``.
-Reports each search's wall time, trials pruned and best validation accuracy, the ratio of
+store of its own: with the experiment's pruner, then with ``hydra.sweeper.pruner=null``.
+Reports each search's wall time, trials pruned, epochs trained and best validation accuracy, the ratio of
 wall times, and appends the table to benchmarks/RESULTS.md under this machine's heading.
 The goal: at most half the wall time, for a best accuracy within 0.002.
 """
@@ -24,8 +24,8 @@ from mlflow import MlflowClient
 from mnist_exp.tracking import names
 
 
-def search(store: Path, folder: Path, overrides: list[str]) -> tuple[float, float, int, int]:
-    """Wall time, best val accuracy, trials and pruned trials of one search."""
+def search(store: Path, folder: Path, overrides: list[str]) -> tuple[float, float, int, int, int]:
+    """Wall time, best val accuracy, trials, pruned trials and epochs trained of one search."""
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     command = [
         sys.executable, "-m", "mnist_exp.commands.train", "experiment=optuna_search",
@@ -39,7 +39,8 @@ def search(store: Path, folder: Path, overrides: list[str]) -> tuple[float, floa
     (parent,) = [r for r in runs if r.data.tags.get(names.SWEEP_ROLE_TAG) == names.SWEEP_PARENT_ROLE]
     jobs = [r for r in runs if r is not parent]
     pruned = sum(r.data.tags.get(names.PRUNED_TAG) == "true" for r in jobs)
-    return wall, parent.data.metrics[names.BEST_VAL_ACCURACY], len(jobs), pruned
+    epochs = sum(len(client.get_metric_history(r.info.run_id, names.VAL_ACCURACY)) for r in jobs)
+    return wall, parent.data.metrics[names.BEST_VAL_ACCURACY], len(jobs), pruned, epochs
 
 
 def main() -> int:
@@ -53,21 +54,22 @@ def main() -> int:
     common = [f"hydra.sweeper.n_trials={args.trials}", f"training.epochs={args.epochs}", *args.overrides]
     results = {}
     with tempfile.TemporaryDirectory(prefix="mnist-exp-search-") as tmp:
-        for label, extra in (("median pruner", []), ("no pruning", ["hydra.sweeper.pruner=null"])):
+        for label, extra in (("pruning", []), ("no pruning", ["hydra.sweeper.pruner=null"])):
             results[label] = search(Path(tmp) / label.replace(" ", "-"), Path(tmp) / f"{label}-sweep", common + extra)
-            wall, best, trials, pruned = results[label]
-            print(f"{label}: {wall:.0f} s, best val accuracy {best:.4f}, {pruned} of {trials} pruned", flush=True)
-    (pruned_wall, pruned_best, *_), (plain_wall, plain_best, *_) = results["median pruner"], results["no pruning"]
+            wall, best, trials, pruned, epochs = results[label]
+            print(f"{label}: {wall:.0f} s, best val accuracy {best:.4f}, {pruned} of {trials} pruned, {epochs} epochs")
+    (pruned_wall, pruned_best, *_), (plain_wall, plain_best, *_) = results["pruning"], results["no pruning"]
     lines = [
         *heading("search.py", gflops),
         f"`.venv/bin/python benchmarks/search.py --trials {args.trials} --epochs {args.epochs}`: "
-        "`experiment=optuna_search` (TPE, 2 workers of 1 thread), with its median pruner and without.",
+        "`experiment=optuna_search` (TPE, 2 workers of 1 thread), with its pruner (`hydra/sweeper/pruner` in "
+        "the experiment) and with `hydra.sweeper.pruner=null`.",
         "",
-        "| search | wall time (s) | trials pruned | best val accuracy |",
-        "|---|---|---|---|",
+        "| search | wall time (s) | trials pruned | epochs trained | best val accuracy |",
+        "|---|---|---|---|---|",
         *(
-            f"| {label} | {wall:.0f} | {pruned} of {trials} | {best:.4f} |"
-            for label, (wall, best, trials, pruned) in results.items()
+            f"| {label} | {wall:.0f} | {pruned} of {trials} | {epochs} | {best:.4f} |"
+            for label, (wall, best, trials, pruned, epochs) in results.items()
         ),
         "",
         f"Wall time with pruning / without: {pruned_wall / plain_wall:.2f} (goal: at most 0.5); best accuracy "
