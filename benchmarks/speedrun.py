@@ -28,7 +28,11 @@ def recipe(overrides: list[str]) -> str:
     """The speedrun's settings, read from its composed config."""
     cfg = compose(["experiment=speedrun", *overrides])
     t, schedule = cfg.training, cfg.lr_schedule
-    layers = ", ".join(spec._target_.rsplit(".", 1)[-1] for spec in cfg.model.layers.values())
+    layers = ", ".join(
+        spec._target_.rsplit(".", 1)[-1]
+        + (f"({spec.get('filters') or spec.get('units')})" if "filters" in spec or "units" in spec else "")
+        for spec in cfg.model.layers.values()
+    )
     return (
         f"model `{cfg.model.name}` ({layers}, Dense), {t.epochs} epochs over {cfg.dataset.train_size:,} images "
         f"(validation split {t.validation_split}), batch {t.batch_size}, {cfg.optimizer.name} peak lr "
