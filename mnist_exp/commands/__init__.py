@@ -23,6 +23,14 @@ def add_store_option(parser: argparse.ArgumentParser, what: str = "the MLflow st
     )
 
 
+def parse_run_command(prog: str, description: str | None, run_help: str, argv: list[str] | None) -> argparse.Namespace:
+    """The arguments of a command that works on one run: its id and the store option."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("run_id", help=run_help)
+    add_store_option(parser)
+    return parser.parse_args(argv)
+
+
 def store_uri(args: argparse.Namespace) -> str:
     """The store a command works on: ``--tracking-uri``, else the config's (MLFLOW_TRACKING_URI or the project's)."""
     if args.tracking_uri:

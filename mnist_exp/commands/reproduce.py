@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 
-from mnist_exp.commands import add_store_option, reports_errors, store_client
+from mnist_exp.commands import parse_run_command, reports_errors, store_client
 
 
 @reports_errors
 def main(argv: list[str] | None = None) -> int:
     """Rebuild a run's config from what it logged, check data and code, run it again, compare."""
-    parser = argparse.ArgumentParser(prog="mnist-exp-reproduce", description=main.__doc__)
-    parser.add_argument("run_id", help="the run to reproduce")
-    add_store_option(parser)
-    args = parser.parse_args(argv)
+    args = parse_run_command("mnist-exp-reproduce", main.__doc__, "the run to reproduce", argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     from mnist_exp.reproduce import metric_rows, reproduce, side_by_side
