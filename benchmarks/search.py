@@ -61,7 +61,9 @@ def main() -> int:
     (pruned_wall, pruned_best, *_), (plain_wall, plain_best, *_) = results["pruning"], results["no pruning"]
     lines = [
         *heading("search.py", gflops),
-        f"`.venv/bin/python benchmarks/search.py --trials {args.trials} --epochs {args.epochs}`: "
+        f"`.venv/bin/python benchmarks/search.py --trials {args.trials} --epochs {args.epochs}"
+        + (f" {' '.join(args.overrides)}" if args.overrides else "")
+        + "`: "
         "`experiment=optuna_search` (TPE, 2 workers of 1 thread), with its pruner (`hydra/sweeper/pruner` in "
         "the experiment) and with `hydra.sweeper.pruner=null`.",
         "",
