@@ -126,9 +126,11 @@ def choose_precision(requested: str, machine: Machine) -> tuple[str, str, str | 
     if requested == "auto":
         if native:
             return "mixed_bfloat16", f"bfloat16 is native here ({native})", None
-        if machine.gpu_compute_capability is not None and machine.gpu_compute_capability[0] >= 7:
+        if machine.gpu_compute_capability is not None:
             major, minor = machine.gpu_compute_capability
-            return "mixed_float16", f"float16 Tensor Cores (GPU compute capability {major}.{minor})", None
+            if major >= 7:
+                return "mixed_float16", f"float16 Tensor Cores (GPU compute capability {major}.{minor})", None
+            return "float32", f"no Tensor Cores (GPU compute capability {major}.{minor})", None
         capped = [CPU_FEATURES[flag] for flag in BF16_ISA_LEVEL if flag in machine.cpu_flags]
         if capped:  # the CPU has it, oneDNN may not use it
             why = f"{' and '.join(capped)} unused: {ISA_LIMIT_VARIABLE}={machine.isa_limit}"

@@ -33,6 +33,11 @@ A100 = Machine("AMD EPYC", frozenset({"avx2"}), cores=16, gpu="A100", gpu_comput
         ),
         (replace(AMX, isa_limit="AVX512_CORE_BF16"), "mixed_bfloat16", "bfloat16 is native here (AVX512_BF16)"),
         (replace(AMX, isa_limit="ALL"), "mixed_bfloat16", "bfloat16 is native here (AMX)"),
+        (
+            replace(AMX, gpu="P100", gpu_compute_capability=(6, 0)),
+            "float32",
+            "no Tensor Cores (GPU compute capability 6.0)",
+        ),
     ],
 )
 def test_auto_precision_is_bfloat16_only_where_the_hardware_has_it(machine, policy, reason) -> None:
