@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import sqlite3
 import time
+from contextlib import closing
 from pathlib import Path
 
 import optuna
@@ -86,7 +87,7 @@ def finished_children(store: Path) -> int:
     """How many sweep jobs have FINISHED, read straight from the SQLite file: cheap enough to poll
     every 0.1 s, so that a stop lands while the next job runs even where jobs take a second."""
     try:
-        with sqlite3.connect(f"file:{store / 'mlflow.db'}?mode=ro", uri=True, timeout=5) as db:
+        with closing(sqlite3.connect(f"file:{store / 'mlflow.db'}?mode=ro", uri=True, timeout=5)) as db:
             query = "SELECT count(*) FROM runs JOIN tags USING (run_uuid) WHERE status = 'FINISHED' AND key = ?"
             return db.execute(query, (names.PARENT_RUN_TAG,)).fetchone()[0]
     except sqlite3.OperationalError:  # no store, or no tables, yet
