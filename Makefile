@@ -55,7 +55,7 @@ test: lint system-packages
 	$(BIN)/pytest -n auto
 
 # The developers' tier: lint and the tests that train in this process only (no subprocess
-# training, server, PostgreSQL or browser): 22 s on 2 cores of the AVX512_BF16 machine.
+# training, server, PostgreSQL or browser); README.md gives its time.
 test-fast: lint
 	$(BIN)/pytest -n auto -m "not slow and not integration"
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import subprocess
+import sys
 from pathlib import Path
 
 import keras
@@ -148,9 +150,6 @@ def test_environment_points_tracking_at_a_server(monkeypatch) -> None:
 
 def test_help_lists_a_users_own_experiments_from_the_searchpath(tmp_path) -> None:
     """``--help`` with ``hydra.searchpath=[file://DIR]`` lists DIR's experiments beside the packaged ones."""
-    import subprocess
-    import sys
-
     (tmp_path / "experiment").mkdir()
     (tmp_path / "experiment" / "mine.yaml").write_text("# @package _global_\n# My own experiment.\n")
     command = [sys.executable, "-m", "mnist_exp.commands.train", f"hydra.searchpath=[file://{tmp_path}]", "--help"]
