@@ -77,13 +77,23 @@ def log_training_artifacts(cfg: DictConfig, record: RunRecord, model: keras.Mode
         record.log_model(model, signature(cfg.dataset).to_dict(), runs.model_requirements())
 
 
-def predict_while(log: Callable[[], None], model: keras.Model, images: tf.data.Dataset) -> np.ndarray:
-    """The model's class probabilities for ``images``, predicted on a worker thread while ``log`` runs here.
+def predict_batches(model: keras.Model, batches: tf.data.Dataset) -> np.ndarray:
+    """The model's class probabilities for the images of each (images, labels) batch, in order.
+
+    One batch per call: ``predict`` with ``steps_per_execution`` > 1 unrolls every
+    batch of a call into its graph, and tracing ten copies of a sharded model took
+    1.0-1.4 s, against 0.1-0.2 s for one.
+    """
+    return np.concatenate([model.predict_on_batch(images) for images, _ in batches])
+
+
+def predict_while(log: Callable[[], None], model: keras.Model, batches: tf.data.Dataset) -> np.ndarray:
+    """The model's class probabilities for ``batches``, predicted on a worker thread while ``log`` runs here.
 
     Prediction runs in TensorFlow, mostly without the GIL, so the logging no longer waits for it.
     """
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="test-prediction") as worker:
-        predicted = worker.submit(model.predict, images, verbose=0)
+        predicted = worker.submit(predict_batches, model, batches)
         log()
         return predicted.result()
 

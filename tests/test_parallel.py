@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 
 from mnist_exp.config import compose
+from mnist_exp.fitting import predict_batches
 from mnist_exp.network import compile_model
 from mnist_exp.parallel import in_shards
+from mnist_exp.pipeline import Subset, batches
 
 
 def test_a_step_in_uneven_shards_learns_what_a_whole_batch_step_learns(tmp_path) -> None:
@@ -38,6 +40,15 @@ def test_predictions_in_shards_match_even_for_fewer_images_than_shards() -> None
     images = np.random.default_rng(1).random((5, 28, 28, 1), dtype=np.float32)
     for batch in (images, images[:1]):
         np.testing.assert_allclose(trainer.predict(batch, verbose=0), model.predict(batch, verbose=0), atol=1e-6)
+
+
+def test_test_predictions_batch_by_batch_keep_every_image_in_order() -> None:
+    model = compile_model(compose(), 750)  # the default steps_per_execution: 32
+    rng = np.random.default_rng(2)
+    test = Subset(rng.integers(0, 256, (70, 28, 28, 1), dtype=np.uint8), rng.integers(0, 10, 70))
+    predicted = predict_batches(in_shards(model, 2), batches(test, 10, 32))  # 32, 32 and a short 6
+    expected = model.predict(test.images.astype(np.float32) / 255.0, verbose=0)
+    np.testing.assert_allclose(predicted, expected, atol=1e-6)
 
 
 def test_one_shard_trains_the_model_itself() -> None:
