@@ -66,6 +66,9 @@ def compile_model(
     """The configured model in ``precision`` (a Keras dtype policy), compiled with its optimizer, loss and accuracy.
 
     Under ``mixed_float16`` Keras scales the loss itself (its LossScaleOptimizer).
+    The optimizer's slots and the accuracy's counts are created here: left to the
+    first training step, they are created while TensorFlow traces it, and it then
+    traces the step a second time.
     """
     keras.mixed_precision.set_global_policy(precision)
     model = build_model(cfg.model, cfg.dataset)
@@ -77,8 +80,10 @@ def compile_model(
     model.compile(
         optimizer=optimizer,
         loss=loss,
-        metrics=["accuracy"],
+        # the labels are one-hot; a metric object has its variables now, not at the first step
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
         steps_per_execution=cfg.training.steps_per_execution,
         jit_compile=jit_compile,
     )
+    model.optimizer.build(model.trainable_variables)  # under mixed_float16, its LossScaleOptimizer
     return model

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from mnist_exp.config import compose
 from mnist_exp.fitting import predict_batches
@@ -54,3 +57,22 @@ def test_test_predictions_batch_by_batch_keep_every_image_in_order() -> None:
 def test_one_shard_trains_the_model_itself() -> None:
     model = compile_model(compose(), 750)
     assert in_shards(model, 1) is model
+
+
+def test_training_creates_no_variables_in_the_traced_step() -> None:
+    """Variables made while a step is traced make TensorFlow trace it again; all exist before fit."""
+    cfg = compose(["training.batch_size=8", "training.steps_per_execution=2"])
+    trainer = in_shards(compile_model(cfg, 2), 2)
+    rng = np.random.default_rng(3)
+    images = rng.random((16, 28, 28, 1), dtype=np.float32)
+    labels = np.eye(10, dtype=np.float32)[rng.integers(0, 10, 16)]
+    created: list[str] = []
+
+    def record(next_creator: Callable[..., tf.Variable], **kwargs: object) -> tf.Variable:
+        created.append(kwargs.get("name"))
+        return next_creator(**kwargs)
+
+    with tf.variable_creator_scope(record):
+        trainer.fit(images, labels, batch_size=8, epochs=1, verbose=0)
+    assert created == []
+    assert int(trainer.optimizer.iterations) == 2
