@@ -1,4 +1,4 @@
-"""Where the configs live (inside the package), the resolvers they use, and composing them outside @hydra.main."""
+"""The resolvers the configs use, the catalogue of their options, and composing them outside @hydra.main."""
 
 from __future__ import annotations
 
@@ -8,11 +8,9 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from mnist_exp.display import short
+from mnist_exp.layout import CONFIG_MODULE, CONFIG_NAME, group_folder
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-CONFIG_MODULE = "mnist_exp.conf"  # shipped in the package: Hydra finds it as pkg://mnist_exp.conf
-CONFIG_DIR = PACKAGE_DIR / "conf"
-CONFIG_NAME = "config"
 
 
 def checkout_root() -> Path | None:
@@ -63,13 +61,18 @@ def register_resolvers() -> None:
             OmegaConf.register_new_resolver(name, resolver)
 
 
-def compose(overrides: Sequence[str] = (), config_name: str = CONFIG_NAME) -> DictConfig:
+def compose(
+    overrides: Sequence[str] = (), config_name: str = CONFIG_NAME, return_hydra_config: bool = False
+) -> DictConfig:
     """Compose a packaged config (by default the experiment's) with Hydra's compose API."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_module
 
+    from mnist_exp import presets
+
+    presets.register()
     with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
-        return hydra_compose(config_name, overrides=list(overrides))
+        return hydra_compose(config_name, overrides=list(overrides), return_hydra_config=return_hydra_config)
 
 
 def description(path: Path | None) -> str:
@@ -103,8 +106,8 @@ def group_files(group: str, folders: Sequence[Path] = ()) -> dict[str, Path | No
     from hydra.core.global_hydra import GlobalHydra
 
     found: dict[str, Path | None] = {}
-    for folder in (CONFIG_DIR, *folders):
-        for path in sorted((folder / group).glob("*.yaml")):
+    for folder in (group_folder(group), *(user / group for user in folders)):
+        for path in sorted(folder.glob("*.yaml")):
             found.setdefault(path.stem, path)
     if GlobalHydra.instance().is_initialized():
         for name in GlobalHydra.instance().config_loader().get_group_options(group):

@@ -166,15 +166,10 @@ def test_help_lists_a_users_own_experiments_from_the_searchpath(tmp_path) -> Non
 )
 def test_each_pruner_option_builds_optunas_pruner(pruner: str, kind: str) -> None:
     """``hydra/sweeper/pruner=NAME`` over the Optuna experiment gives Optuna's own pruner; null turns it off."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_module
     from hydra.utils import instantiate
 
-    from mnist_exp.config import CONFIG_MODULE
-
     overrides = ["experiment=optuna_search", f"hydra/sweeper/pruner={pruner}"]
-    with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
-        sweeper = hydra_compose("config", overrides=overrides, return_hydra_config=True).hydra.sweeper
-        off = hydra_compose("config", overrides=[*overrides, "hydra.sweeper.pruner=null"], return_hydra_config=True)
+    sweeper = compose(overrides, return_hydra_config=True).hydra.sweeper
+    off = compose([*overrides, "hydra.sweeper.pruner=null"], return_hydra_config=True)
     assert type(instantiate(sweeper.pruner)).__name__ == kind
     assert off.hydra.sweeper.pruner is None

@@ -11,12 +11,13 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from mnist_exp import errors
-from mnist_exp.config import CONFIG_MODULE, CONFIG_NAME
+from mnist_exp import errors, presets
+from mnist_exp.layout import CONFIG_MODULE, CONFIG_NAME
 from mnist_exp.tracking import jobs
 from mnist_exp.train import train
 
 log = logging.getLogger(__name__)
+presets.register()  # here, so that a launcher's worker processes, which import this module, have it too
 finished_runs: list[str] = []  # run ids of single runs (not sweep jobs) that finished in this process
 
 
