@@ -8,8 +8,10 @@ ARGS ?=
 CHROMIUM := /usr/bin/chromium
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
+# MkDocs prints a notice about its next major version on every build.
+export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: install install-test data train system-packages test test-fast lint format clean
+.PHONY: install install-test data train system-packages test test-fast lint docs docs-serve format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,12 +52,19 @@ ifneq ($(strip $(MISSING)),)
 	$(SUDO) apt-get install -y -qq $(MISSING)
 endif
 
+# The documentation site, built into site/; --strict turns a broken link or reference into an error.
+docs: install-test
+	$(BIN)/mkdocs build --strict --quiet
+
+docs-serve: install-test
+	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
+
 # Tests run in one worker per CPU (pytest-xdist): many wait on processes, servers and signals.
-test: lint system-packages
+test: lint docs system-packages
 	$(BIN)/pytest -n auto
 
 # The developers' tier: lint and the tests that train in this process only (no subprocess
-# training, server, PostgreSQL or browser); README.md gives its time.
+# training, server, PostgreSQL or browser).
 test-fast: lint
 	$(BIN)/pytest -n auto -m "not slow and not integration"
 
@@ -64,4 +73,4 @@ format: install-test
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf outputs multirun .pytest_cache .ruff_cache
+	rm -rf outputs multirun site .pytest_cache .ruff_cache

@@ -42,8 +42,8 @@ class StopOnSignal(keras.callbacks.Callback):
     nothing off the main thread, and leaves an ignored SIGINT ignored.
 
     Its batch hooks also keep Keras from handing every batch's end to a thread
-    pool (what Keras does when no callback has batch hooks): on the 2-core CPU
-    the reference run took 46.5 and 47.0 s with them, 49.2 and 49.6 s without.
+    pool (what Keras does when no callback has batch hooks), which made the
+    reference run slower (``benchmarks/compare.py``).
     """
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)

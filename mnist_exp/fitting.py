@@ -81,8 +81,8 @@ def predict_batches(model: keras.Model, batches: tf.data.Dataset) -> np.ndarray:
     """The model's class probabilities for the images of each (images, labels) batch, in order.
 
     One batch per call: ``predict`` with ``steps_per_execution`` > 1 unrolls every
-    batch of a call into its graph, and tracing ten copies of a sharded model took
-    1.0-1.4 s, against 0.1-0.2 s for one.
+    batch of a call into its graph, and tracing many copies of a sharded model
+    takes far longer than tracing one.
     """
     return np.concatenate([model.predict_on_batch(images) for images, _ in batches])
 

@@ -116,10 +116,9 @@ def fixed_pipeline() -> tf.data.Options:
     """tf.data options without autotuning.
 
     The autotuner's thread sleeps for periods that double as it runs, and deleting
-    an autotuned iterator waits for it to wake: fit() returned about 5 s after its
-    last epoch in most runs, and each epoch, which starts a fresh iterator, started
-    late. A gather per batch needs no tuning: one map and two prefetched batches
-    keep the model fed.
+    an autotuned iterator waits for it to wake: fit() returned late after its last
+    epoch, and each epoch, which starts a fresh iterator, started late. A gather per
+    batch needs no tuning: one map and two prefetched batches keep the model fed.
     """
     options = tf.data.Options()
     options.autotune.enabled = False

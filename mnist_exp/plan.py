@@ -6,7 +6,8 @@ compute capability), so they are tested for machines the tests do not run on.
 - Precision ``auto``: bfloat16 compute only where the hardware does it natively
   (a CPU with AVX512_BF16 or AMX; a GPU of compute capability 8.0 or newer);
   float16 on GPUs of compute capability 7.x (Tensor Cores, with loss scaling);
-  float32 elsewhere. Emulated bfloat16 (an AVX2-only CPU) trained 8x slower.
+  float32 elsewhere. Emulated bfloat16 (an AVX2-only CPU) is far slower than float32
+  (``benchmarks/precision.py``).
 - Threads and batch shards: on a CPU, one batch part per usable core, each part
   on its own thread (1 core: no split); on a GPU, or with BatchNormalization,
   one part. ``training.threads``, when set, stands for the cores.

@@ -31,8 +31,8 @@ def fitting() -> ModuleType:
     """``mnist_exp.fitting``, imported the first time with the garbage collector paused.
 
     TensorFlow, Keras and MLflow make millions of objects that live as long as the
-    process, and every full collection walked them all: nine took 1.25 s of a
-    two-epoch run. Frozen after the import, they are skipped; collections then look
+    process, and every full collection walked them all, a visible share of a short
+    run (``benchmarks/speedrun.py``). Frozen after the import, they are skipped; collections then look
     only at what the runs allocate. (Frozen once: a later job's garbage stays collectable.)
     """
     if FITTING not in sys.modules:

@@ -64,7 +64,7 @@ def close_open_sweeps() -> None:
 def cli() -> None:
     """The ``mnist-exp`` command: ``main``, and a quick exit after a single run that finished.
 
-    Tearing down the interpreter with TensorFlow loaded takes 1-2 s. A finished
+    Tearing down the interpreter with TensorFlow loaded takes a while. A finished
     single run has stored everything, so the process ends without that teardown.
     Sweeps (worker pools to stop) and failures exit the usual way. SIGTERM stops
     the process as Ctrl-C does; a sweep it stops ends KILLED with its summary.
