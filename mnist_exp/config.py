@@ -68,9 +68,6 @@ def compose(
     from hydra import compose as hydra_compose
     from hydra import initialize_config_module
 
-    from mnist_exp import presets
-
-    presets.register()
     with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
         return hydra_compose(config_name, overrides=list(overrides), return_hydra_config=return_hydra_config)
 

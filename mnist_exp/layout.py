@@ -2,8 +2,8 @@
 
 Both install as packages of their own, ``mnist_exp.conf`` and ``mnist_exp.experiments``, so an
 editable install reads the checkout's folders (a new YAML file needs no reinstall) and a wheel
-carries copies. Hydra reads the tree as ``pkg://mnist_exp.conf``; ``mnist_exp.presets`` adds
-the presets as the group ``experiment``.
+carries copies. Hydra reads the tree as ``pkg://mnist_exp.conf``; ``hydra_plugins/mnist_exp_presets``
+adds the presets as the group ``experiment``.
 """
 
 from __future__ import annotations

@@ -51,8 +51,8 @@ LEGEND_MAX = 12  # more jobs than this: curves coloured by the objective, with a
 
 
 def log_axis(values: Sequence[float]) -> bool:
-    """Whether positive values spanning more than a decade read better on a log axis."""
-    return min(values) > 0 and max(values) / min(values) > 10
+    """Whether positive values spanning more than a decade read better on a log axis (none: no)."""
+    return bool(values) and min(values) > 0 and max(values) / min(values) > 10
 
 
 def numbers(values: Sequence) -> list[float] | None:

@@ -92,6 +92,6 @@ def test_pyproject_lists_every_package_of_the_tree() -> None:
     for top in ("mnist_exp", "hydra_plugins"):
         for init in (root / top).rglob("__init__.py"):
             found.add(".".join(init.parent.relative_to(root).parts))
-    found.discard("hydra_plugins")  # a namespace package, shared with other plugins
+    found.add("hydra_plugins")  # a namespace package shared with other plugins: listed for the editable finder
     assert listed == found
     assert not list(PACKAGE.rglob("*.yaml")), "configs belong in conf/ or experiments/"

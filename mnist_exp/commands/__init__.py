@@ -10,7 +10,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import TYPE_CHECKING
 
-from mnist_exp.errors import UserError, report, wants_traceback
+from mnist_exp import errors
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -54,9 +54,9 @@ def reports_errors(command: Callable[[list[str] | None], int]) -> Callable[[list
     def run(argv: list[str] | None = None) -> int:
         try:
             return command(argv)
-        except UserError as exc:
-            if wants_traceback():
+        except errors.UserError as exc:  # errors.report: the submodule commands.report shadows a bare name here
+            if errors.wants_traceback():
                 raise
-            return report(exc)
+            return errors.report(exc)
 
     return run

@@ -11,13 +11,12 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from mnist_exp import errors, presets
+from mnist_exp import errors
 from mnist_exp.layout import CONFIG_MODULE, CONFIG_NAME
 from mnist_exp.tracking import jobs
 from mnist_exp.train import train
 
 log = logging.getLogger(__name__)
-presets.register()  # here, so that a launcher's worker processes, which import this module, have it too
 finished_runs: list[str] = []  # run ids of single runs (not sweep jobs) that finished in this process
 
 
@@ -78,6 +77,14 @@ def cli() -> None:
     except BaseException:
         close_open_sweeps()
         raise
+    for parent, outcome in jobs.EMPTY_SWEEPS.items():
+        print(
+            f"error: no job of the sweep finished ({outcome}); its parent run {parent} ended FAILED. "
+            "Fix: read the jobs' error tags (mnist-exp-report shows them), correct the config, run again",
+            file=sys.stderr,
+        )
+    if jobs.EMPTY_SWEEPS:
+        raise SystemExit(1)
     if finished_runs:
         logging.shutdown()
         sys.stdout.flush()

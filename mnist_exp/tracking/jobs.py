@@ -12,6 +12,8 @@ from mnist_exp.tracking.names import PARENT_ENV
 
 # Sweeps this process opened and has not closed yet: parent run id -> the sweep's config.
 OPEN_SWEEPS: dict[str, DictConfig] = {}
+# Sweeps this process closed with no finished job: parent run id -> what the jobs did.
+EMPTY_SWEEPS: dict[str, str] = {}
 
 
 def hydra_overrides() -> list[str]:

@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 
 from mnist_exp.errors import UserError
 from mnist_exp.tracking import reports, runs, store
-from mnist_exp.tracking.jobs import OPEN_SWEEPS, hydra_overrides, job_number, parent_run_id
+from mnist_exp.tracking.jobs import EMPTY_SWEEPS, OPEN_SWEEPS, hydra_overrides, job_number, parent_run_id
 from mnist_exp.tracking.names import (
     PARENT_ENV,
     SWEEP_DIR_TAG,
@@ -91,9 +91,17 @@ def close(config: DictConfig, parent: str, interrupted: bool) -> None:
         for run in reports.children(client, parent):
             if run.info.status == "RUNNING":
                 client.set_terminated(run.info.run_id, "KILLED")
-    summary = reports.publish(client, parent, Path(config.hydra.sweep.dir), config.objective)
-    status = "KILLED" if interrupted else "FINISHED" if summary.finished else "FAILED"
+    try:
+        summary = reports.publish(client, parent, Path(config.hydra.sweep.dir), config.objective)
+        finished, failed = summary.finished, summary.failed
+    except Exception:  # the parent still ends, with a status that says what the jobs did
+        log.exception("could not write the summary of sweep %s; its parent run ends all the same", parent)
+        statuses = [run.info.status for run in reports.children(client, parent)]
+        finished, failed = statuses.count("FINISHED"), statuses.count("FAILED")
+    status = "KILLED" if interrupted else "FINISHED" if finished else "FAILED"
     client.set_terminated(parent, status)
+    if not interrupted and not finished:
+        EMPTY_SWEEPS[parent] = f"{failed} failed" if failed else "no job ran"
     if interrupted:
         log.warning("sweep interrupted: parent run %s ends KILLED with the summary of what finished", parent)
 

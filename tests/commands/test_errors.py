@@ -77,3 +77,12 @@ def test_a_model_error_names_the_model_and_the_store(tmp_path, reference) -> Non
         if reference.startswith("models:/")
         else f"error: no run {reference} in {uri}"
     )
+
+
+def test_a_report_error_is_one_line(tmp_path) -> None:
+    """mnist-exp-report's user errors get their line (importing the command once shadowed the error printer)."""
+    not_a_sweep = tmp_path / "not_a_sweep"
+    not_a_sweep.mkdir()
+    result = command(tmp_path, "mnist_exp.commands.report", str(not_a_sweep))
+    assert first_error_line(result).startswith(f"error: {not_a_sweep} has no mlflow_sweep.json: not a sweep folder")
+    assert result.returncode == 1

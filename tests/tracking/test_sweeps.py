@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import subprocess
+import sys
 from pathlib import Path
 
 import optuna
@@ -115,6 +117,29 @@ def test_a_failing_job_is_recorded_and_the_sweep_still_completes(tmp_path, synth
         str(out),
     )
     assert (out / "summary.md").read_text() == table
+
+
+@pytest.mark.parametrize("launcher", ["basic", "local_parallel"])
+def test_a_sweep_in_which_no_job_finished_ends_its_parent_failed_and_exits_1(tmp_path, synthetic, launcher) -> None:
+    """Every job fails: the summary of zero finished jobs is written, the parent ends FAILED, the exit code is 1."""
+    store, sweep_dir = tmp_path / "mlruns", tmp_path / "sweep"
+    command = [sys.executable, "-m", "mnist_exp.commands.train", "-m", f"launcher={launcher}", *synthetic]
+    overrides = [f"tracking.store_dir={store}", f"hydra.sweep.dir={sweep_dir}", "model.layers.dense1.units=-1,-2"]
+    result = subprocess.run(
+        [*command, *ONE_EPOCH, *overrides], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 1, result.stderr[-3000:]
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "no job of the sweep finished (2 failed)" in lines[0]
+    client = MlflowClient(f"sqlite:///{store / 'mlflow.db'}")
+    (parent,) = client.search_runs(
+        [e.experiment_id for e in client.search_experiments()], "tags.`sweep.role` = 'parent'"
+    )
+    assert parent.info.status == "FAILED" and parent.info.run_id in lines[0]
+    assert [run.info.status for run in children(client, parent.info.run_id)] == ["FAILED", "FAILED"]
+    assert parent.data.metrics["jobs_finished"] == 0 and parent.data.metrics["jobs_failed"] == 2
+    assert [row["status"] for row in summary_rows(sweep_dir)] == ["FAILED", "FAILED"]
+    assert (sweep_dir / "comparison.png").stat().st_size > 0
 
 
 def test_optuna_sweep_gives_a_child_per_trial_and_the_parent_holds_the_best(tmp_path, synthetic) -> None:

@@ -3,8 +3,9 @@
 Hydra's search path adds roots, and a root's groups are its sub-folders. The presets live in a
 folder of their own beside ``conf/``, so a config source presents that folder as the one group
 ``experiment``, and a search-path plugin puts it on mnist-exp's search path (only mnist-exp's:
-another Hydra app in the same environment is left alone). ``register`` hands both to Hydra by
-its public plugin API: an editable install's packages are invisible to Hydra's plugin scan.
+another Hydra app in the same environment is left alone). Hydra finds both by its plugin scan
+of ``hydra_plugins``, in any process that composes a config; they stay light, as every plugin
+is imported at start-up.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from importlib.resources import files
 
 from hydra.core.config_search_path import ConfigSearchPath
 from hydra.core.object_type import ObjectType
-from hydra.core.plugins import Plugins
 from hydra.plugins.config_source import ConfigLoadError, ConfigResult, ConfigSource
 from hydra.plugins.search_path_plugin import SearchPathPlugin
 from omegaconf import OmegaConf
@@ -87,10 +87,3 @@ class PresetsSearchPath(SearchPathPlugin):
     def manipulate_search_path(self, search_path: ConfigSearchPath) -> None:
         if any(entry.path == f"pkg://{CONFIG_MODULE}" for entry in search_path.get_path()):
             search_path.append(provider="mnist-exp", path=f"{SCHEME}://{EXPERIMENTS_MODULE}")
-
-
-def register() -> None:
-    """Let Hydra see the presets: the config source's scheme and the search-path plugin (idempotent)."""
-    plugins = Plugins.instance()
-    plugins.register(PresetsConfigSource)
-    plugins.register(PresetsSearchPath)
