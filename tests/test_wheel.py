@@ -80,6 +80,11 @@ def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "PYTHONPATH")}
 
 
+def run_in(folder: Path, *command: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """A command of the fresh environment, run in ``folder`` without the test environment's store or path."""
+    return subprocess.run(command, cwd=folder, env=clean_env(), capture_output=True, text=True, timeout=timeout)
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The project's wheel, built once from the checkout."""
@@ -106,14 +111,7 @@ def test_the_wheel_holds_every_config_preset_and_module(wheel: Path) -> None:
 
 
 def test_every_preset_and_group_option_composes_from_the_wheel(installed: Path, tmp_path: Path) -> None:
-    result = subprocess.run(
-        [str(installed / "python"), "-c", COMPOSE_EVERY_OPTION],
-        cwd=tmp_path,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_in(tmp_path, str(installed / "python"), "-c", COMPOSE_EVERY_OPTION)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.splitlines()[-1])
     tree = {
@@ -123,13 +121,7 @@ def test_every_preset_and_group_option_composes_from_the_wheel(installed: Path, 
     } | {f"experiment={path.stem}" for path in (ROOT / "experiments").glob("*.yaml")}
     assert set(report["composed"]) | set(report["skipped"]) == tree
     assert set(report["skipped"]) <= {"launcher=ray"}
-    located = subprocess.run(
-        [str(installed / "python"), "-c", "import mnist_exp; print(mnist_exp.__file__)"],
-        cwd=tmp_path,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-    )
+    located = run_in(tmp_path, str(installed / "python"), "-c", "import mnist_exp; print(mnist_exp.__file__)")
     assert located.stdout.startswith(str(installed.parent)), located.stdout + located.stderr
 
 
@@ -147,14 +139,7 @@ def test_the_wheel_trains_and_searches_from_an_empty_folder_with_a_users_own_exp
     searchpath = f"hydra.searchpath=[file://{mine}]"
 
     def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [str(installed / "mnist-exp"), searchpath, *args],
-            cwd=work,
-            env=clean_env(),
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
+        return run_in(work, str(installed / "mnist-exp"), searchpath, *args, timeout=600)
 
     help_text = run("--help")
     assert help_text.returncode == 0, help_text.stderr[-2000:]
@@ -204,17 +189,8 @@ def test_an_editable_install_sees_a_new_experiment_without_reinstalling(tmp_path
     )
     work = tmp_path / "work"
     work.mkdir()
-    shown = subprocess.run(
-        [str(python.parent / "mnist-exp"), "experiment=added_later", "--cfg", "job"],
-        cwd=work,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    shown = run_in(work, str(python.parent / "mnist-exp"), "experiment=added_later", "--cfg", "job")
     assert shown.returncode == 0, shown.stderr[-2000:]
     assert "epochs: 7" in shown.stdout
-    help_text = subprocess.run(
-        [str(python.parent / "mnist-exp"), "--help"], cwd=work, env=clean_env(), capture_output=True, text=True
-    )
+    help_text = run_in(work, str(python.parent / "mnist-exp"), "--help")
     assert "added_later        Added after the install." in help_text.stdout
