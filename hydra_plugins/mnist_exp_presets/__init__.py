@@ -13,70 +13,58 @@ from __future__ import annotations
 import os
 from importlib.resources import files
 
+from hydra._internal.core_plugins.file_config_source import FileConfigSource
 from hydra.core.config_search_path import ConfigSearchPath
 from hydra.core.object_type import ObjectType
-from hydra.plugins.config_source import ConfigLoadError, ConfigResult, ConfigSource
+from hydra.plugins.config_source import ConfigLoadError, ConfigResult
 from hydra.plugins.search_path_plugin import SearchPathPlugin
-from omegaconf import OmegaConf
 
 from mnist_exp.layout import CONFIG_MODULE, EXPERIMENT_GROUP, EXPERIMENTS_MODULE
 
 SCHEME = "mnist-exp-experiments"
 
 
-class PresetsConfigSource(ConfigSource):
-    """A package folder of YAML presets, seen as the single config group ``experiment``."""
+class PresetsConfigSource(FileConfigSource):
+    """A package folder of YAML presets, seen as the single config group ``experiment``.
+
+    Hydra's file source reads the files; this one only maps ``experiment/NAME`` onto the folder.
+    """
 
     def __init__(self, provider: str, path: str) -> None:
         super().__init__(provider=provider, path=path)
-        self.folder = str(files(self.path))  # the package's folder: the checkout's in an editable install
+        self.path = str(files(self.path))  # the package's folder: the checkout's in an editable install
 
     @staticmethod
     def scheme() -> str:
         return SCHEME
 
-    def _file(self, config_path: str) -> str | None:
-        """The file or folder behind ``config_path`` (``experiment/NAME``), or None outside the group."""
+    @staticmethod
+    def inside(config_path: str) -> str | None:
+        """``config_path`` relative to the folder (``experiment/NAME`` -> ``NAME``), or None outside the group."""
         group, _, rest = config_path.strip("/").partition("/")
-        if group != EXPERIMENT_GROUP:
-            return None
-        return os.path.join(self.folder, rest) if rest else self.folder
+        return rest if group == EXPERIMENT_GROUP else None
 
     def load_config(self, config_path: str) -> ConfigResult:
-        path = self._file(self._normalize_file_name(config_path))
-        if path is None or not os.path.isfile(path):
+        name = self.inside(config_path)
+        if name is None:
             raise ConfigLoadError(f"Config not found: {config_path}")
-        with open(path, encoding="utf-8") as handle:
-            header = ConfigSource._get_header_dict(handle.read(512))
-            handle.seek(0)
-            return ConfigResult(
-                config=OmegaConf.load(handle),
-                path=f"{self.scheme()}://{self.path}",
-                provider=self.provider,
-                header=header,
-            )
-
-    def available(self) -> bool:
-        return os.path.isdir(self.folder)
+        return super().load_config(name)
 
     def is_group(self, config_path: str) -> bool:
-        if config_path.strip("/") == "":
-            return True
-        path = self._file(config_path)
-        return path is not None and os.path.isdir(path)
+        name = self.inside(config_path)
+        return config_path.strip("/") == "" or (name is not None and super().is_group(name))
 
     def is_config(self, config_path: str) -> bool:
-        path = self._file(self._normalize_file_name(config_path))
-        return path is not None and os.path.isfile(path)
+        name = self.inside(config_path)
+        return name is not None and super().is_config(name)
 
     def list(self, config_path: str, results_filter: ObjectType | None) -> list[str]:
         if config_path.strip("/") == "":
             return [EXPERIMENT_GROUP] if results_filter in (None, ObjectType.GROUP) else []
-        path = self._file(config_path)
-        if path is None or not os.path.isdir(path):
+        if not self.is_group(config_path):
             return []
         found: list[str] = []
-        for name in os.listdir(path):
+        for name in os.listdir(os.path.join(self.path, self.inside(config_path))):
             self._list_add_result(found, os.path.join(config_path, name), name, results_filter)
         return sorted(set(found))
 
