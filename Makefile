@@ -40,9 +40,12 @@ lint: install-test
 	$(BIN)/ruff format --check .
 
 # Debian packages the tests use: Chromium for the browser test, PostgreSQL for the
-# tracking-server test (no default cluster: that test starts and stops its own).
+# tracking-server test, SLURM and munge for the cluster tests (no default cluster or
+# daemon: each test starts and stops its own, on loopback).
 MISSING := $(if $(wildcard $(CHROMIUM)),,chromium chromium-driver) \
-           $(if $(wildcard /usr/lib/postgresql/*/bin/initdb),,postgresql)
+           $(if $(wildcard /usr/lib/postgresql/*/bin/initdb),,postgresql) \
+           $(if $(wildcard /usr/sbin/slurmctld),,slurm-wlm) \
+           $(if $(wildcard /usr/sbin/munged),,munge)
 
 system-packages:
 ifneq ($(strip $(MISSING)),)
@@ -60,13 +63,14 @@ docs-serve: install-test
 	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
 
 # Tests run in one worker per CPU (pytest-xdist): many wait on processes, servers and signals.
+# A test module that starts a cluster keeps its tests on one worker (xdist_group).
 test: lint docs system-packages
-	$(BIN)/pytest -n auto
+	$(BIN)/pytest -n auto --dist loadgroup
 
 # The developers' tier: lint and the tests that train in this process only (no subprocess
-# training, server, PostgreSQL or browser).
+# training, server, PostgreSQL, cluster or browser).
 test-fast: lint
-	$(BIN)/pytest -n auto -m "not slow and not integration"
+	$(BIN)/pytest -n auto -m "not slow and not integration and not cluster"
 
 format: install-test
 	$(BIN)/ruff format .

@@ -1,4 +1,4 @@
-"""Keras callbacks that end training early: on a diverged loss, and on Ctrl-C or SIGTERM."""
+"""Keras callbacks that end training early: on a diverged loss, and on Ctrl-C, SIGTERM or a time-limit warning."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import threading
 
 import keras
 
+from mnist_exp.stops import TIME_LIMIT_SIGNAL, Stopped
 from mnist_exp.tracking.names import ERROR_TAG
 
 
@@ -33,7 +34,11 @@ class StopOnDivergence(keras.callbacks.Callback):
 
 
 class StopOnSignal(keras.callbacks.Callback):
-    """While training, Ctrl-C and SIGTERM stop it at the next batch or epoch boundary, as KeyboardInterrupt.
+    """While training, Ctrl-C and SIGTERM stop it at the next batch or epoch boundary, as ``Stopped``.
+
+    So does SIGUSR2, SLURM's warning before a time limit, where someone handles it
+    (submitit does, in its jobs): the run is recorded KILLED first, and the launcher
+    then hands the signal to that handler, which requeues the job.
 
     Raised wherever Python happens to be, the interrupt sometimes landed while
     TensorFlow was making an epoch's data iterator, and the process aborted
@@ -47,6 +52,7 @@ class StopOnSignal(keras.callbacks.Callback):
     """
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
+    HANDLED_ELSEWHERE = (TIME_LIMIT_SIGNAL,)  # watched only where a Python handler waits for them
 
     def __init__(self) -> None:
         super().__init__()
@@ -58,6 +64,9 @@ class StopOnSignal(keras.callbacks.Callback):
         if threading.current_thread() is threading.main_thread():
             for signum in self.SIGNALS:
                 if signal.getsignal(signum) is not signal.SIG_IGN:
+                    self._previous[signum] = signal.signal(signum, self._note)
+            for signum in self.HANDLED_ELSEWHERE:
+                if callable(signal.getsignal(signum)):
                     self._previous[signum] = signal.signal(signum, self._note)
         return self
 
@@ -71,12 +80,12 @@ class StopOnSignal(keras.callbacks.Callback):
     def _note(self, signum: int, frame: object) -> None:
         if self.received is not None:
             self.stopped = True
-            raise KeyboardInterrupt(f"signal {signum}")
+            raise Stopped(signum)
         self.received = signum
 
     def _stop_if_signalled(self, *args: object, **kwargs: object) -> None:
         if self.received is not None and not self.stopped:
             self.stopped = True
-            raise KeyboardInterrupt(f"signal {self.received}")
+            raise Stopped(self.received)
 
     on_train_batch_end = on_test_batch_end = on_epoch_begin = on_epoch_end = _stop_if_signalled

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from omegaconf import DictConfig
 
 from mnist_exp import schema
-from mnist_exp.tracking import names
+from mnist_exp.tracking import jobs, names
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -84,6 +84,7 @@ def train(cfg: DictConfig) -> dict[str, float | str]:
     setup = steps.prepare(cfg, start)
 
     record = steps.open_run(cfg, experiment, setup, digest)
+    jobs.note_run(record.run_id)
     with runs.recorded_stop(record, checkpoint_folder(record.folder)):
         if start is None:
             steps.log_config(cfg, record, setup)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -202,6 +204,50 @@ def serving(command: list[str], port: int) -> Iterator[str]:
         assert code == 0
         with socket.socket() as probe:
             assert probe.connect_ex(("127.0.0.1", port)) != 0, "the server still answers after Ctrl-C"
+
+
+PG_BINS = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    """A throwaway PostgreSQL cluster on a free loopback port; its connection string (make test installs it)."""
+    pg_bin = PG_BINS[-1]
+    folder = Path(tempfile.mkdtemp(prefix="mnist-exp-pg-"))
+    as_postgres = []
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+        shutil.chown(folder, "postgres")
+        as_postgres = ["runuser", "-u", "postgres", "--"]
+    port = free_port()
+
+    def pg(*args: str) -> None:
+        subprocess.run([*as_postgres, *args], check=True, capture_output=True)
+
+    pg(str(pg_bin / "initdb"), "-D", str(folder / "db"), "-U", "mlflow", "--auth=trust", "-E", "UTF8")
+    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1"
+    pg(str(pg_bin / "pg_ctl"), "-D", str(folder / "db"), "-l", str(folder / "log"), "-w", "-o", options, "start")
+    try:
+        pg(str(pg_bin / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "mlflow", "mlflow")
+        yield f"postgresql://mlflow@127.0.0.1:{port}/mlflow"
+    finally:
+        pg(str(pg_bin / "pg_ctl"), "-D", str(folder / "db"), "-m", "fast", "stop")
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def server(postgres, tmp_path_factory):
+    """mnist-exp-server on PostgreSQL with served artifacts; stopped with Ctrl-C at the end."""
+    port = free_port()
+    artifacts = tmp_path_factory.mktemp("served-artifacts")
+    command = [
+        str(Path(sys.executable).parent / "mnist-exp-server"),
+        f"port={port}",
+        f"backend_store_uri={postgres}",
+        f"artifacts_destination={artifacts}",
+        "workers=1",
+    ]
+    with serving(command, port):
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(autouse=True)

@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 
 from mnist_exp import errors
 from mnist_exp.layout import CONFIG_MODULE, CONFIG_NAME
+from mnist_exp.stops import Stopped
 from mnist_exp.tracking import jobs
 from mnist_exp.train import train
 
@@ -22,7 +23,7 @@ finished_runs: list[str] = []  # run ids of single runs (not sweep jobs) that fi
 
 def interrupt(signum: int, frame: object) -> None:
     """SIGTERM (a scheduler's stop, `kill`) ends training the way Ctrl-C does."""
-    raise KeyboardInterrupt(f"signal {signum}")
+    raise Stopped(signum)
 
 
 @hydra.main(version_base="1.3", config_path=f"pkg://{CONFIG_MODULE}", config_name=CONFIG_NAME)
@@ -38,8 +39,8 @@ def main(cfg: DictConfig) -> float:
         if not jobs.in_sweep():
             finished_runs.append(results["run_id"])
         return float(results["objective"])
-    except KeyboardInterrupt:
-        raise SystemExit(130) from None  # the run is recorded KILLED; no traceback for a deliberate stop
+    except KeyboardInterrupt as stop:  # the run is recorded KILLED; no traceback for a deliberate stop
+        raise SystemExit(130) from stop  # the stop stays the cause: a launcher may hand its signal on
     except Exception as exc:
         if not jobs.in_sweep():
             if isinstance(exc, errors.UserError) and not errors.wants_traceback():

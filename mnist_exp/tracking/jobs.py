@@ -14,6 +14,18 @@ from mnist_exp.tracking.names import PARENT_ENV
 OPEN_SWEEPS: dict[str, DictConfig] = {}
 # Sweeps this process closed with no finished job: parent run id -> what the jobs did.
 EMPTY_SWEEPS: dict[str, str] = {}
+# The run this process trains or trained last: a scheduler's requeue continues it (``note_run``).
+_current_run: list[str] = []
+
+
+def note_run(run_id: str) -> None:
+    """Remember the run this process now trains."""
+    _current_run[:] = [run_id]
+
+
+def current_run() -> str | None:
+    """The run this process trains or trained last; None before any."""
+    return _current_run[0] if _current_run else None
 
 
 def hydra_overrides() -> list[str]:

@@ -21,6 +21,7 @@ from mlflow.entities import Param, Run
 from mlflow.tracking.context.registry import resolve_tags
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from mnist_exp import stops
 from mnist_exp.config import checkout_root
 from mnist_exp.tracking import names
 from mnist_exp.tracking.record import RunRecord
@@ -163,26 +164,43 @@ def start_run(
 def recorded_stop(record: RunRecord, checkpoint: Path) -> Iterator[None]:
     """Whatever stops the run early leaves it with its metrics so far and its last checkpoint.
 
-    Ctrl-C or SIGTERM ends the run KILLED, at once (the store gets one try per write,
-    the rest waits in the journal); an error leaves it FAILED with the error as tags.
+    Ctrl-C, SIGTERM, a time limit or an exit ends the run KILLED with its reason, at once
+    (the store gets one try per write, the rest waits in the journal); an error leaves it
+    FAILED with the error as tags.
     """
     try:
         yield
     except BaseException as exc:
-        stopped = isinstance(exc, KeyboardInterrupt)
+        stopped = stops.is_stop(exc)
         if stopped:
             record.stopping.set()
+            record.set_tags({names.STOP_REASON_TAG: stops.reason(exc)})
         for name in (names.CHECKPOINT_MODEL, names.CHECKPOINT_STATE):
             if (checkpoint / name).exists():
                 record.log_file(checkpoint / name, names.CHECKPOINT_DIR)
         if stopped:
-            log.warning("interrupted: run %s ends KILLED; continue it with resume=%s", record.run_id, record.run_id)
+            log.warning(
+                "stopped (%s): run %s ends KILLED; continue it with resume=%s",
+                stops.reason(exc), record.run_id, record.run_id,
+            )  # fmt: skip
         else:
             record.set_tags(error_tags(exc))
             record.log_text(traceback.format_exc(), names.ERROR_FILE)
         record.terminate("KILLED" if stopped else "FAILED")
         record.close()
         raise
+
+
+def job_run(client: MlflowClient, parent: str, job: str) -> Run | None:
+    """The run of job number ``job`` of the sweep ``parent`` (the newest, if a job ran twice); None if it has none."""
+    experiment_id = client.get_run(parent).info.experiment_id
+    found = client.search_runs(
+        [experiment_id],
+        f"tags.`{names.PARENT_RUN_TAG}` = '{parent}' and tags.`{names.SWEEP_JOB_TAG}` = '{job}'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    return found[0] if found else None
 
 
 def record_failed_job(
@@ -193,12 +211,9 @@ def record_failed_job(
     A job that failed during training already has its run, ended FAILED by
     ``recorded_stop``; a job that failed before its run started gets one here.
     """
-    experiment_id = client.get_run(parent).info.experiment_id
-    existing = client.search_runs(
-        [experiment_id], f"tags.`{names.PARENT_RUN_TAG}` = '{parent}' and tags.`{names.SWEEP_JOB_TAG}` = '{job}'"
-    )
-    if existing:
+    if job_run(client, parent, job) is not None:
         return
+    experiment_id = client.get_run(parent).info.experiment_id
     tags = {names.OVERRIDES_TAG: " ".join(overrides), **error_tags(exc)}
     try:
         name = cfg.tracking.run_name

@@ -11,10 +11,26 @@ import os
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, read_write
 
 from mnist_exp.tracking.jobs import OPEN_SWEEPS
-from mnist_exp.tracking.names import PARENT_ENV
+from mnist_exp.tracking.names import PARENT_ENV, TRACKING_URI_ENV
+
+
+def quoted(value: str) -> str:
+    """``value`` as a quoted string of Hydra's override grammar."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def pass_to_jobs(config: DictConfig, env: dict[str, str]) -> None:
+    """Set ``env`` in every job of the sweep, wherever it runs.
+
+    Launchers compose each job's config from the sweep's Hydra overrides, and Hydra sets a
+    job's ``hydra.job.env_set`` in the process that runs it: a SLURM node, a worker of a Ray
+    cluster started before the sweep, as well as a local worker.
+    """
+    with read_write(config.hydra.overrides):
+        config.hydra.overrides.hydra.extend([f"++hydra.job.env_set.{k}={quoted(v)}" for k, v in env.items()])
 
 
 class MlflowSweepCallback(Callback):
@@ -38,6 +54,7 @@ class MlflowSweepCallback(Callback):
                 errors.report(exc if isinstance(exc, errors.UserError) else store.store_error(config.tracking.uri, exc))
             ) from None
         os.environ[PARENT_ENV] = run_id
+        pass_to_jobs(config, {PARENT_ENV: run_id} | {k: os.environ[k] for k in (TRACKING_URI_ENV,) if k in os.environ})
         OPEN_SWEEPS[run_id] = config
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:

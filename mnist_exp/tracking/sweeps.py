@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from pathlib import Path
 
 from mlflow import MlflowClient
@@ -23,7 +24,9 @@ from mnist_exp.tracking import reports, runs, store
 from mnist_exp.tracking.jobs import EMPTY_SWEEPS, OPEN_SWEEPS, hydra_overrides, job_number, parent_run_id
 from mnist_exp.tracking.names import (
     PARENT_ENV,
+    STOP_REASON_TAG,
     SWEEP_DIR_TAG,
+    SWEEP_LOST_TAG,
     SWEEP_OVERRIDES_TAG,
     SWEEP_PARENT_ROLE,
     SWEEP_RECORD,
@@ -39,6 +42,40 @@ def record_failure(cfg: DictConfig, exc: BaseException) -> None:
     if parent is not None:
         client = store.open_store(cfg.tracking.uri)
         runs.record_failed_job(client, cfg, parent, str(job_number()), hydra_overrides(), exc)
+
+
+class JobWithoutResultError(Exception):
+    """A sweep job that ended without a result: lost with its node, cancelled, or never scheduled."""
+
+
+_lost_jobs_lock = threading.Lock()  # one writer at a time of a parent's list of lost jobs
+
+
+def record_job_without_result(config: DictConfig, parent: str | None, job: int, overrides: list[str], why: str) -> None:
+    """A job its launcher saw end without a result: its run ends KILLED with ``why`` (a FAILED run says it,
+    where the job had none), and the sweep's parent lists it under ``sweep.lost_jobs``."""
+    if parent is None:
+        return
+    client = store.open_store(config.tracking.uri)
+    run = runs.job_run(client, parent, str(job))
+    if run is None:
+        runs.record_failed_job(client, config, parent, str(job), overrides, JobWithoutResultError(why))
+    else:
+        client.set_tag(run.info.run_id, STOP_REASON_TAG, why)
+        if run.info.status == "RUNNING":
+            client.set_terminated(run.info.run_id, "KILLED")
+    with _lost_jobs_lock:
+        earlier = client.get_run(parent).data.tags.get(SWEEP_LOST_TAG)
+        client.set_tag(parent, SWEEP_LOST_TAG, "; ".join(filter(None, [earlier, f"job {job}: {why}"]))[:5000])
+
+
+def end_running_jobs(config: DictConfig, parent: str, why: str) -> None:
+    """End the sweep's jobs still marked RUNNING (their processes are gone) KILLED, with ``why``."""
+    client = store.open_store(config.tracking.uri)
+    for run in reports.children(client, parent):
+        if run.info.status == "RUNNING":
+            client.set_tag(run.info.run_id, STOP_REASON_TAG, why)
+            client.set_terminated(run.info.run_id, "KILLED")
 
 
 def open_parent(config: DictConfig) -> str:

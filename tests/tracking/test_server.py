@@ -6,22 +6,17 @@ own PostgreSQL cluster and MLflow server on free loopback ports in temporary fol
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pytest
-from conftest import ONE_EPOCH, free_port, run_module, serving
+from conftest import ONE_EPOCH, PG_BINS, run_module
 from mlflow import MlflowClient
 
 from mnist_exp.tracking.migrate import migrate
 from mnist_exp.tracking.reports import children
 
-PG_BINS = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
 # Two jobs: the launcher's two workers run them side by side, each writing to the same store.
 GRID = ["optimizer.learning_rate=0.001,0.01"]
 JOBS = 2
@@ -31,47 +26,6 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not PG_BINS, reason="PostgreSQL is not installed (make test installs it)"),
 ]
-
-
-@pytest.fixture(scope="module")
-def postgres():
-    """A throwaway PostgreSQL cluster on a free loopback port; its connection string."""
-    pg_bin = PG_BINS[-1]
-    folder = Path(tempfile.mkdtemp(prefix="mnist-exp-pg-"))
-    as_postgres = []
-    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
-        shutil.chown(folder, "postgres")
-        as_postgres = ["runuser", "-u", "postgres", "--"]
-    port = free_port()
-
-    def pg(*args: str) -> None:
-        subprocess.run([*as_postgres, *args], check=True, capture_output=True)
-
-    pg(str(pg_bin / "initdb"), "-D", str(folder / "db"), "-U", "mlflow", "--auth=trust", "-E", "UTF8")
-    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1"
-    pg(str(pg_bin / "pg_ctl"), "-D", str(folder / "db"), "-l", str(folder / "log"), "-w", "-o", options, "start")
-    try:
-        pg(str(pg_bin / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "mlflow", "mlflow")
-        yield f"postgresql://mlflow@127.0.0.1:{port}/mlflow"
-    finally:
-        pg(str(pg_bin / "pg_ctl"), "-D", str(folder / "db"), "-m", "fast", "stop")
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def server(postgres, tmp_path_factory):
-    """mnist-exp-server on PostgreSQL with served artifacts; stopped with Ctrl-C at the end."""
-    port = free_port()
-    artifacts = tmp_path_factory.mktemp("served-artifacts")
-    command = [
-        str(Path(sys.executable).parent / "mnist-exp-server"),
-        f"port={port}",
-        f"backend_store_uri={postgres}",
-        f"artifacts_destination={artifacts}",
-        "workers=1",
-    ]
-    with serving(command, port):
-        yield f"http://127.0.0.1:{port}"
 
 
 def sweep(tmp_path: Path, synthetic: list[str], *overrides: str) -> float:
