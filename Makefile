@@ -11,14 +11,14 @@ export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 # MkDocs prints a notice about its next major version on every build.
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: install install-test data train system-packages test test-fast lint docs docs-serve format clean
+.PHONY: install install-gpu install-test data train system-packages test test-fast lint docs docs-serve format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet -e ".[cpu]"
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
@@ -26,6 +26,11 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed
+
+# On a machine with an NVIDIA GPU: TensorFlow's CUDA build instead of the CPU one.
+install-gpu: | $(BIN)/python
+	$(BIN)/pip uninstall --quiet --yes tensorflow-cpu
+	$(BIN)/pip install --quiet -e ".[gpu]"
 
 install-test: $(VENV)/.installed-test
 

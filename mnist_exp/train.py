@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import importlib
+import importlib.util
 import logging
 import shutil
 import sys
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig
 
-from mnist_exp import schema
+from mnist_exp import errors, schema
 from mnist_exp.tracking import jobs, names
 
 if TYPE_CHECKING:
@@ -36,6 +37,11 @@ def fitting() -> ModuleType:
     only at what the runs allocate. (Frozen once: a later job's garbage stays collectable.)
     """
     if FITTING not in sys.modules:
+        if importlib.util.find_spec("tensorflow") is None:
+            raise errors.UserError(
+                "TensorFlow is not installed. Fix: pip install 'mnist-exp[cpu]', or 'mnist-exp[gpu]' on a machine "
+                "with an NVIDIA GPU (from a checkout: pip install -e '.[cpu]')"
+            )
         gc.disable()
         try:
             importlib.import_module(FITTING)
@@ -62,6 +68,10 @@ def train(cfg: DictConfig) -> dict[str, float | str]:
         start = resume_point(cfg)
         cfg = start.cfg
     schema.validate(cfg)
+    if jobs.in_sweep():  # a worker of local_parallel on a machine with GPUs: one GPU each, before TensorFlow starts
+        from mnist_exp.cluster.gpus import one_gpu_per_worker
+
+        one_gpu_per_worker(jobs.parent_run_id() or "local")
     steps = fitting()  # TensorFlow, Keras and MLflow: loaded once the config is known good
     from mnist_exp.tracking import runs
     from mnist_exp.tracking.checkpoints import checkpoint_folder, resume_point

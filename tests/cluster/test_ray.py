@@ -36,8 +36,9 @@ HEAD_PORT, CLIENT_PORT = 6390, 10001  # inside the namespace: nothing else liste
 
 def in_namespace(script: str, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
     """Run a bash script in new network and PID namespaces, loopback up; everything it started ends with it."""
+    namespaces = ["unshare", "--net", "--pid", "--fork", "--mount-proc"]
     return subprocess.run(
-        ["unshare", "--net", "--pid", "--fork", "--mount-proc", "bash", "-uc", f"ip link set lo up || exit 1\n{script}"],
+        [*namespaces, "bash", "-uc", f"ip link set lo up || exit 1\n{script}"],
         env=os.environ | env, capture_output=True, text=True, timeout=timeout,
     )  # fmt: skip
 
