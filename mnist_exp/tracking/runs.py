@@ -191,15 +191,19 @@ def recorded_stop(record: RunRecord, checkpoint: Path) -> Iterator[None]:
         raise
 
 
+def sweep_runs(client: MlflowClient, parent: str, tag: str, value: str) -> list[Run]:
+    """The runs of the sweep ``parent`` whose ``tag`` is ``value``, newest first."""
+    experiment_id = client.get_run(parent).info.experiment_id
+    return client.search_runs(
+        [experiment_id],
+        f"tags.`{names.PARENT_RUN_TAG}` = '{parent}' and tags.`{tag}` = '{value}'",
+        order_by=["attributes.start_time DESC"],
+    )
+
+
 def job_run(client: MlflowClient, parent: str, job: str) -> Run | None:
     """The run of job number ``job`` of the sweep ``parent`` (the newest, if a job ran twice); None if it has none."""
-    experiment_id = client.get_run(parent).info.experiment_id
-    found = client.search_runs(
-        [experiment_id],
-        f"tags.`{names.PARENT_RUN_TAG}` = '{parent}' and tags.`{names.SWEEP_JOB_TAG}` = '{job}'",
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-    )
+    found = sweep_runs(client, parent, names.SWEEP_JOB_TAG, job)
     return found[0] if found else None
 
 
@@ -249,12 +253,7 @@ def dataset_inputs(name: str, source: str, parts: dict[str, tuple[Any, Any]]) ->
 
 def sweep_sibling(client: MlflowClient, parent: str, digest: str) -> Run | None:
     """The sweep's earlier job with this config: a FINISHED one first, else the newest KILLED one."""
-    experiment_id = client.get_run(parent).info.experiment_id
-    runs = client.search_runs(
-        [experiment_id],
-        f"tags.`{names.PARENT_RUN_TAG}` = '{parent}' and tags.`{names.CONFIG_HASH_TAG}` = '{digest}'",
-        order_by=["attributes.start_time DESC"],
-    )
+    runs = sweep_runs(client, parent, names.CONFIG_HASH_TAG, digest)
     for status in ("FINISHED", "KILLED"):
         if found := [run for run in runs if run.info.status == status]:
             return found[0]
