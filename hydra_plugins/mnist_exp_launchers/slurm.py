@@ -61,15 +61,15 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
     def __init__(self, poll_s: float, pending_report_s: float, **params: Any) -> None:
         super().__init__(**params)
         self.poll_s, self.pending_report_s = poll_s, pending_report_s
-        self._earlier_jobs_checked = threading.Event()
+        self._earlier_jobs_checked = False
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k not in ("_earlier_jobs_checked", "_lock")}
+        return {k: v for k, v in self.__dict__.items() if k != "_lock"}  # the submitting process's alone
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._earlier_jobs_checked, self._lock = threading.Event(), threading.Lock()
+        self._lock = threading.Lock()
 
     def __call__(self, *args: Any) -> JobReturn:
         """Run the job (on its node); hand a time-limit stop on to submitit once the run is recorded."""
@@ -98,15 +98,17 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
 
         parent = os.environ.get(PARENT_ENV)
         with self._lock:
-            if parent and self.config.get("sweep", {}).get("resume") and not self._earlier_jobs_checked.is_set():
+            if parent and self.config.get("sweep", {}).get("resume") and not self._earlier_jobs_checked:
                 self.cancel_earlier_jobs(parent)
-            self._earlier_jobs_checked.set()
+            self._earlier_jobs_checked = True
         executor = self.executor(parent)
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
         numbers = range(initial_job_idx, initial_job_idx + len(job_overrides))
         state = Singleton.get_state()
-        args = [(list(o), "hydra.sweep.dir", initial_job_idx + i, f"job_id_for_{initial_job_idx + i}", state)
-                for i, o in enumerate(job_overrides)]  # fmt: skip
+        args = [
+            (list(o), "hydra.sweep.dir", n, f"job_id_for_{n}", state)
+            for o, n in zip(job_overrides, numbers, strict=True)
+        ]
         jobs = executor.map_array(self, *zip(*args, strict=True))
         submitted = [Submitted(job, n, list(o)) for job, n, o in zip(jobs, numbers, job_overrides, strict=True)]
         for item in submitted:

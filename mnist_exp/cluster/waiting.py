@@ -29,7 +29,6 @@ class Submitted:
     overrides: list[str]
     result: Any = None  # the JobReturn the job pickled
     failure: str | None = None
-    lost: bool = False  # it left the queue, or was cancelled, without a result
 
     @property
     def job_id(self) -> str:
@@ -71,7 +70,7 @@ def wait(submitted: list[Submitted], poll_s: float, pending_report_s: float) -> 
             if entry is None:
                 if now - absent_since.setdefault(job_id, now) >= grace_s and not item.has_result():
                     state = slurm.final_state(job_id) or "its final state is unknown without SLURM accounting"
-                    item.failure, item.lost = f"SLURM job {job_id} left the queue without a result ({state})", True
+                    item.failure = f"SLURM job {job_id} left the queue without a result ({state})"
                     del waiting[job_id]
                 continue
             absent_since.pop(job_id, None)
@@ -82,7 +81,6 @@ def wait(submitted: list[Submitted], poll_s: float, pending_report_s: float) -> 
                     "Fix: ask for what a node of the partition has (hydra.launcher.cpus_per_task, mem_gb, "
                     "gpus_per_node, timeout_min) or choose another partition (hydra.launcher.partition)"
                 )
-                item.lost = True
                 log.error("%s; cancelled", item.failure)
                 del waiting[job_id]
             elif entry.state == "PENDING":
