@@ -33,7 +33,7 @@ from mnist_exp.plan import Plan, this_machine
 from mnist_exp.plan import plan as choose_plan
 from mnist_exp.search.job_trial import JobTrial
 from mnist_exp.search.trials import ReportToTrial, epoch_metric
-from mnist_exp.tracking import jobs, names, runs, store
+from mnist_exp.tracking import jobs, liveness, names, runs, store
 from mnist_exp.tracking.checkpoints import EpochCheckpoint, ResumePoint, checkpoint_folder, run_folder
 from mnist_exp.tracking.epochs import MlflowEpochLogger
 from mnist_exp.tracking.record import RunRecord, StoreAwayError, retrying
@@ -137,7 +137,9 @@ def fit_and_log(
     order = EpochOrder(cfg.training.seed, len(data.train))
     train_data = batches(data.train, classes, cfg.training.batch_size, order if cfg.training.shuffle else None)
     val_data = batches(data.val, classes, eval_batch_size) if len(data.val) else None
-    epoch_logger = MlflowEpochLogger(record, len(data.train))
+    epoch_logger = MlflowEpochLogger(record, len(data.train), record.logged_steps(names.EPOCH_TIME) if start else None)
+    if start is not None:
+        epoch_logger.catch_up(start.history)
     checkpoint = EpochCheckpoint(checkpoint_folder(record.folder), model, epoch_logger, start.history if start else {})
     pruning = trial_reporter(cfg, has_validation=val_data is not None)
     if epochs_done < cfg.training.epochs:
@@ -206,6 +208,7 @@ def open_experiment(cfg: DictConfig) -> Experiment:
     client = store.open_store(cfg.tracking.uri)
     if parent is not None:
         experiment_id = client.get_run(parent).info.experiment_id
+    liveness.end_dead_runs(client, cfg.tracking.dead_after_s, [experiment_id])
     return Experiment(client, experiment_id, parent)
 
 
@@ -254,7 +257,8 @@ def open_run(cfg: DictConfig, experiment: Experiment, setup: Setup, digest: str)
         run_id = retrying(start, cfg.tracking.retry_s, Event(), "the new run")
     except StoreAwayError as exc:
         raise store.store_error(cfg.tracking.uri, exc.__cause__ or exc) from exc
-    return RunRecord(client, run_id, run_folder(cfg.tracking, run_id), cfg.tracking.retry_s)
+    folder = run_folder(cfg.tracking, run_id)
+    return RunRecord(client, run_id, folder, cfg.tracking.retry_s, cfg.tracking.heartbeat_s)
 
 
 def log_config(cfg: DictConfig, record: RunRecord, setup: Setup) -> None:

@@ -181,6 +181,8 @@ class Tracking(Strict):
     optuna_storage: str
     request_timeout_s: Annotated[float, Field(gt=0)]
     retry_s: Annotated[float, Field(ge=0)]
+    heartbeat_s: Annotated[float, Field(gt=0)]
+    dead_after_s: Annotated[float, Field(gt=0)]
 
 
 class Objective(Strict):

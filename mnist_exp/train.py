@@ -13,16 +13,20 @@ import importlib.util
 import logging
 import shutil
 import sys
+from dataclasses import dataclass, replace
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from mnist_exp import errors, schema
 from mnist_exp.tracking import jobs, names
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
+
+    from mnist_exp.fitting import Experiment
+    from mnist_exp.tracking.checkpoints import ResumePoint
 
 log = logging.getLogger(__name__)
 FITTING = "mnist_exp.fitting"
@@ -51,49 +55,48 @@ def fitting() -> ModuleType:
     return sys.modules[FITTING]
 
 
+@dataclass(frozen=True)
+class Decision:
+    """What a training start does: its config, the run it continues (None: a new one), or the run it reports."""
+
+    cfg: DictConfig
+    start: ResumePoint | None
+    experiment: Experiment
+    digest: str
+    done: Run | None = None  # a FINISHED run with this config, reported instead of training
+
+
 def train(cfg: DictConfig) -> dict[str, float | str]:
     """Train and evaluate the configured model, tracked as one MLflow run; return its metrics.
 
     The config is checked before anything is loaded or recorded. The returned
     ``objective`` is the value of ``cfg.objective.metric``, what sweeps optimise.
     In a sweep the run is a child of the sweep's parent run, in the parent's
-    experiment. With ``resume`` set, the named run continues from its checkpoint.
-    Ctrl-C or SIGTERM ends the run KILLED with its metrics and last checkpoint.
-    What the store does not take in time waits in the run's journal (``RunRecord``).
+    experiment. With ``resume`` set, the named run continues from its checkpoint;
+    so does a run of this config whose process died. Ctrl-C or SIGTERM ends the
+    run KILLED with its metrics and last checkpoint. What the store does not take
+    in time waits in the run's journal (``RunRecord``).
     """
     start = None
     if cfg.get("resume"):
         from mnist_exp.tracking.checkpoints import resume_point
 
-        start = resume_point(cfg)
-        cfg = start.cfg
-    schema.validate(cfg)
-    if jobs.in_sweep():  # a worker of local_parallel on a machine with GPUs: one GPU each, before TensorFlow starts
-        from mnist_exp.cluster.gpus import one_gpu_per_worker
-
-        one_gpu_per_worker(jobs.parent_run_id() or "local")
-    steps = fitting()  # TensorFlow, Keras and MLflow: loaded once the config is known good
+        start = resume_point(cfg)  # claims the run: a second process resuming it is refused here
+    try:
+        decision = decide(start.cfg if start else cfg, start)
+        start = decision.start
+        if decision.done is not None:
+            return skipped(decision.done, decision.cfg.objective.metric)
+        steps, cfg = fitting(), decision.cfg
+        setup = steps.prepare(cfg, start)
+        record = steps.open_run(cfg, decision.experiment, setup, decision.digest)
+    except BaseException:
+        if start is not None:  # claimed, never trained: as it was
+            start.give_back()
+        raise
     from mnist_exp.tracking import runs
-    from mnist_exp.tracking.checkpoints import checkpoint_folder, resume_point
+    from mnist_exp.tracking.checkpoints import checkpoint_folder
 
-    experiment = steps.open_experiment(cfg)
-    digest = runs.config_hash(cfg)
-    if cfg.training.skip_if_done and start is None:
-        twin = runs.finished_twin(experiment.client, experiment.experiment_id, digest)
-        if twin is not None:
-            return skipped(twin, cfg.objective.metric)
-    if experiment.parent is not None and start is None:  # a sweep run again: each config once, KILLED ones resumed
-        sibling = runs.sweep_sibling(experiment.client, experiment.parent, digest)
-        if sibling is not None and sibling.info.status == "FINISHED":
-            return skipped(sibling, cfg.objective.metric)
-        if sibling is not None:
-            cfg = cfg.copy()
-            cfg.resume = sibling.info.run_id
-            start = resume_point(cfg)
-            cfg = start.cfg
-    setup = steps.prepare(cfg, start)
-
-    record = steps.open_run(cfg, experiment, setup, digest)
     jobs.note_run(record.run_id)
     with runs.recorded_stop(record, checkpoint_folder(record.folder)):
         if start is None:
@@ -103,6 +106,49 @@ def train(cfg: DictConfig) -> dict[str, float | str]:
     if record.close():
         shutil.rmtree(record.folder, ignore_errors=True)  # all is in the store: checkpoint and journal done with
     return finish(cfg, results, record.run_id)
+
+
+def decide(cfg: DictConfig, start: ResumePoint | None) -> Decision:
+    """Check the config, then choose: the run named by ``resume``, a FINISHED twin to report,
+    the sweep's earlier job with this config, a run of this config whose process died, or a new run.
+
+    Continuing a run claims it (``resume_point``), the last thing done here.
+    """
+    schema.validate(cfg)
+    if jobs.in_sweep():  # a worker of local_parallel on a machine with GPUs: one GPU each, before TensorFlow starts
+        from mnist_exp.cluster.gpus import one_gpu_per_worker
+
+        one_gpu_per_worker(jobs.parent_run_id() or "local")
+    steps = fitting()  # TensorFlow, Keras and MLflow: loaded once the config is known good
+    from mnist_exp.tracking import runs
+    from mnist_exp.tracking.checkpoints import resume_point
+
+    experiment = steps.open_experiment(cfg)  # also marks the experiment's runs whose process died
+    digest = runs.config_hash(cfg)
+    decision = Decision(cfg, start, experiment, digest)
+    if start is not None:
+        return decision
+    client, parent = experiment.client, experiment.parent
+    if cfg.training.skip_if_done and (twin := runs.finished_twin(client, experiment.experiment_id, digest)):
+        return replace(decision, done=twin)
+    if parent is not None:  # a sweep run again: each config once, KILLED ones resumed
+        earlier = runs.sweep_sibling(client, parent, digest)
+        if earlier is not None and earlier.info.status == "FINISHED":
+            return replace(decision, done=earlier)
+    else:
+        earlier = runs.died_twin(client, experiment.experiment_id, digest)
+    if earlier is None:
+        return decision
+    log.info("continuing run %s (%s), which this config left unfinished", earlier.info.run_id, earlier.info.run_name)
+    try:
+        start = resume_point(OmegaConf.merge(cfg, {"resume": earlier.info.run_id}))
+    except schema.ConfigError as exc:  # it died before its config was logged: a new run instead
+        if parent is not None:
+            raise
+        log.warning("run %s cannot be continued (%s): a new run starts", earlier.info.run_id, exc)
+        runs.not_resumable(client, earlier.info.run_id)
+        return decision
+    return replace(decision, cfg=start.cfg, start=start)
 
 
 def skipped(twin: Run, metric: str) -> dict[str, float | str]:

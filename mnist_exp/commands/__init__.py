@@ -47,6 +47,14 @@ def store_client(args: argparse.Namespace) -> MlflowClient:
     return open_client(store_uri(args))
 
 
+def end_dead_runs(client: MlflowClient) -> None:
+    """Mark the store's RUNNING runs whose process died KILLED (``tracking.dead_after_s`` from the config)."""
+    from mnist_exp.config import compose
+    from mnist_exp.tracking import liveness
+
+    liveness.end_dead_runs(client, compose().tracking.dead_after_s)
+
+
 def reports_errors(command: Callable[[list[str] | None], int]) -> Callable[[list[str] | None], int]:
     """A command whose user errors (config, data, store, model) print one ``error:`` line and exit 1."""
 

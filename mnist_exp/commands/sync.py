@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     tracking_cfg = compose().tracking
     bound_requests(tracking_cfg)
     folders = args.folders or run_folders(args.runs_dir or Path(tracking_cfg.runs_dir).expanduser())
-    results = [sync_folder(folder) for folder in folders]
+    results = [sync_folder(folder, tracking_cfg.dead_after_s) for folder in folders]
     print(f"{sum(results)} of {len(results)} runs complete in their stores")
     return 0 if all(results) else 1
 

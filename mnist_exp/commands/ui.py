@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mnist_exp.commands import add_store_option, reports_errors, store_uri
+from mnist_exp.commands import add_store_option, end_dead_runs, reports_errors, store_uri
 
 
 @reports_errors
@@ -19,8 +19,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from mnist_exp.tracking.servers import landing_page, serve, ui_command
+    from mnist_exp.tracking.store import open_store
 
     uri = store_uri(args)
+    end_dead_runs(open_store(uri))
     command = ui_command(uri, args.host, args.port)
     return serve(command, args.host, args.port, f"MLflow UI for {uri}", args.timeout, landing_page(uri))
 

@@ -24,9 +24,10 @@ class MlflowEpochLogger(keras.callbacks.Callback):
     (or journaled: see ``RunRecord``). ``times`` holds the last epoch's wall and training times.
     """
 
-    def __init__(self, record: RunRecord, train_samples: int) -> None:
+    def __init__(self, record: RunRecord, train_samples: int, logged: set[int] | None = None) -> None:
         super().__init__()
         self.record, self.train_samples = record, train_samples
+        self.logged = set(logged or ())  # epochs (steps) already logged, by an earlier process of the run
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-epoch-logger")
         self._pending: list[Future] = []
         self.times: dict[str, float] = {}
@@ -45,7 +46,26 @@ class MlflowEpochLogger(keras.callbacks.Callback):
         metrics[EPOCH_TIME] = self.times[EPOCH_TIME]
         metrics[SAMPLES_PER_S] = self.train_samples / self.times[TRAIN_TIME]
         metrics[LEARNING_RATE] = float(self.model.optimizer.learning_rate)  # where the schedule ended the epoch
-        self._pending.append(self._writer.submit(self.record.log_metrics, metrics, step=epoch + 1))
+        self._log(metrics, epoch + 1)
+
+    def catch_up(self, history: dict[str, list[float]]) -> None:
+        """Log the epochs of a checkpoint's ``history`` that never reached the record (the process died first)."""
+        epochs = len(history.get(EPOCH_TIME, []))
+        for epoch in range(epochs):
+            if epoch + 1 in self.logged:
+                continue
+            logs = {k: v[epoch] for k, v in history.items() if k not in (EPOCH_TIME, TRAIN_TIME) and len(v) > epoch}
+            metrics = {metric_name(k): float(v) for k, v in logs.items()}
+            metrics[EPOCH_TIME] = history[EPOCH_TIME][epoch]
+            metrics[SAMPLES_PER_S] = self.train_samples / history[TRAIN_TIME][epoch]
+            self._log(metrics, epoch + 1)
+
+    def _log(self, metrics: dict[str, float], step: int) -> None:
+        """Each epoch once: one an earlier process of the run logged (and its checkpoint missed) is not logged again."""
+        if step in self.logged:
+            return
+        self.logged.add(step)
+        self._pending.append(self._writer.submit(self.record.log_metrics, metrics, step=step))
 
     def close(self, check: bool = True) -> None:
         """Wait until every epoch's metrics are written or journaled; with ``check``, raise the first failure."""

@@ -25,6 +25,7 @@ from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunT
 from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
+from mnist_exp.tracking.liveness import Heartbeat
 from mnist_exp.tracking.names import CHECKPOINT_MODEL as MODEL_FILE
 from mnist_exp.tracking.names import JOURNAL, MODEL_NAME, RUN_INFO, STAGED
 from mnist_exp.tracking.store import use_store
@@ -87,10 +88,14 @@ def retrying(call: Callable[[], T], retry_s: float, stopping: threading.Event, w
 class RunRecord:
     """Writes one run's record to the store through a journal that survives the store's absence."""
 
-    def __init__(self, client: MlflowClient, run_id: str, folder: Path, retry_s: float) -> None:
+    def __init__(
+        self, client: MlflowClient, run_id: str, folder: Path, retry_s: float, heartbeat_s: float | None = None
+    ) -> None:
         self.client, self.run_id, self.folder, self.retry_s = client, run_id, folder, retry_s
         self.stopping = threading.Event()  # set when the run stops: no more waiting on the store
         self._lock = threading.RLock()
+        # a running run's proof of life, every heartbeat_s and at every metric write (see liveness)
+        self.heartbeat = Heartbeat(client, run_id, heartbeat_s) if heartbeat_s else None
         folder.mkdir(parents=True, exist_ok=True)
         info = {"run_id": run_id, "tracking_uri": client.tracking_uri}
         (folder / RUN_INFO).write_text(json.dumps(info, indent=2) + "\n")
@@ -98,8 +103,19 @@ class RunRecord:
     # What a run writes.
 
     def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
+        if self.heartbeat is not None:
+            self.heartbeat.poke()
         stamp = int(time.time() * 1000)
         self._write({"op": "batch", "metrics": [[key, float(v), stamp, step] for key, v in metrics.items()]})
+
+    def logged_steps(self, metric: str) -> set[int]:
+        """The steps of ``metric`` the run has logged: in the store, or waiting in the journal."""
+        waiting = {step for entry in self.pending() for key, _, _, step in entry.get("metrics", []) if key == metric}
+        try:
+            stored = {m.step for m in self.client.get_metric_history(self.run_id, metric)}
+        except Exception:  # the store is away: what the journal holds was logged after what it has
+            stored = set()
+        return stored | waiting
 
     def log_params(self, params: dict[str, Any]) -> None:
         items = [[key, str(value)] for key, value in params.items()]
@@ -141,6 +157,8 @@ class RunRecord:
         return path
 
     def terminate(self, status: str) -> None:
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
         self._write({"op": "terminate", "status": status, "end_time": int(time.time() * 1000)})
 
     # The journal.
@@ -170,6 +188,8 @@ class RunRecord:
 
     def close(self) -> bool:
         """Push what is journaled; remove the folder once the record is whole. True when it is."""
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
         whole = self.flush(0 if self.stopping.is_set() else self.retry_s)
         if not whole:
             log.warning(

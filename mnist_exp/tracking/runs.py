@@ -23,7 +23,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from mnist_exp import stops
 from mnist_exp.config import checkout_root
-from mnist_exp.tracking import names
+from mnist_exp.tracking import liveness, names
 from mnist_exp.tracking.record import RunRecord
 
 log = logging.getLogger(__name__)
@@ -150,10 +150,13 @@ def start_run(
     job: str | None = None,
     resume: str | None = None,
 ) -> str:
-    """A new run of the experiment (a child of ``parent`` in a sweep), or the resumed one, marked RUNNING."""
+    """A new run of the experiment (a child of ``parent`` in a sweep) owned by this process, or the resumed one.
+
+    A resumed run was claimed (``liveness.claim``) when its resume point was read.
+    """
     if resume:
-        client.update_run(resume, status="RUNNING")
         return resume
+    tags = tags | liveness.owner_tags()
     if parent is not None:  # the job number keeps names apart when two jobs' values round alike
         tags = tags | {names.PARENT_RUN_TAG: parent, names.SWEEP_JOB_TAG: str(job)}
         name = f"{name}-{job}"
@@ -249,6 +252,23 @@ def dataset_inputs(name: str, source: str, parts: dict[str, tuple[Any, Any]]) ->
         fields = {k: getattr(entity, k) for k in ("name", "digest", "source_type", "source", "schema", "profile")}
         inputs.append(fields | {"context": context})
     return inputs
+
+
+def died_twin(client: MlflowClient, experiment_id: str, digest: str) -> Run | None:
+    """The newest run outside a sweep with this config whose process died (see ``liveness``), to continue."""
+    runs = client.search_runs(
+        [experiment_id],
+        f"tags.`{names.CONFIG_HASH_TAG}` = '{digest}' and attributes.status = 'KILLED' "
+        f"and tags.`{names.STOP_REASON_TAG}` LIKE '{names.PROCESS_DIED} (%'",
+        order_by=["attributes.start_time DESC"],
+    )
+    alone = [run for run in runs if names.PARENT_RUN_TAG not in run.data.tags]
+    return alone[0] if alone else None
+
+
+def not_resumable(client: MlflowClient, run_id: str) -> None:
+    """Mark a run whose process died before it logged its config, so no later start tries to continue it."""
+    client.set_tag(run_id, names.STOP_REASON_TAG, f"{names.PROCESS_DIED} before it logged its config; not resumable")
 
 
 def sweep_sibling(client: MlflowClient, parent: str, digest: str) -> Run | None:

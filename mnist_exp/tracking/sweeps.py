@@ -20,7 +20,7 @@ from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig
 
 from mnist_exp.errors import UserError
-from mnist_exp.tracking import reports, runs, store
+from mnist_exp.tracking import liveness, reports, runs, store
 from mnist_exp.tracking.jobs import EMPTY_SWEEPS, OPEN_SWEEPS, hydra_overrides, job_number, parent_run_id
 from mnist_exp.tracking.names import (
     PARENT_ENV,
@@ -48,6 +48,7 @@ class JobWithoutResultError(Exception):
     """A sweep job that ended without a result: lost with its node, cancelled, or never scheduled."""
 
 
+HEARTBEATS: dict[str, liveness.Heartbeat] = {}  # the open sweeps' parents, each beating while its driver lives
 _lost_jobs_lock = threading.Lock()  # one writer at a time of a parent's list of lost jobs
 
 
@@ -82,27 +83,32 @@ def open_parent(config: DictConfig) -> str:
     """Create the store if needed and the sweep's parent run (``sweep.resume``: reopen it); note it in the folder."""
     experiment_id = store.connect(config.tracking)  # creates and migrates the store once, here
     client = store.open_store(config.tracking.uri)
+    liveness.end_dead_runs(client, config.tracking.dead_after_s, [experiment_id])
     sweep_dir = Path(config.hydra.sweep.dir).resolve()
     tags = {SWEEP_DIR_TAG: str(sweep_dir), SWEEP_ROLE_TAG: SWEEP_PARENT_ROLE}
     resume = config.get("sweep", {}).get("resume")
     if resume:
-        run_id = reopen_parent(client, resume)
+        run_id = reopen_parent(client, resume, config.tracking.dead_after_s)
         for key, value in tags.items():
             client.set_tag(run_id, key, value)
         log.info("MLflow parent run %s continued: finished jobs are not run again", run_id)
     else:
         name = f"{config.tracking.experiment_name}-sweep-{sweep_dir.name}"
         tags[SWEEP_OVERRIDES_TAG] = " ".join(config.hydra.overrides.task)
-        run_id = client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
+        run_id = client.create_run(experiment_id, run_name=name, tags=tags | liveness.owner_tags()).info.run_id
         log.info("MLflow parent run %s (%s)", run_id, name)
+    HEARTBEATS[run_id] = liveness.Heartbeat(client, run_id, config.tracking.heartbeat_s)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     record = {"parent_run_id": run_id, "tracking_uri": config.tracking.uri}
     (sweep_dir / SWEEP_RECORD).write_text(json.dumps(record, indent=2) + "\n")
     return run_id
 
 
-def reopen_parent(client: MlflowClient, reference: str) -> str:
-    """The parent run of an earlier sweep (by run id or sweep folder), marked RUNNING again."""
+def reopen_parent(client: MlflowClient, reference: str, dead_after_s: float) -> str:
+    """The parent run of an earlier sweep (by run id or sweep folder), claimed by this process (``liveness.claim``).
+
+    A sweep whose driver still runs elsewhere is refused, with its pid and host.
+    """
     parent, _ = reports.sweep_parent(reference)
     try:
         run = client.get_run(parent)
@@ -112,7 +118,7 @@ def reopen_parent(client: MlflowClient, reference: str) -> str:
         ) from exc
     if run.data.tags.get(SWEEP_ROLE_TAG) != SWEEP_PARENT_ROLE:
         raise UserError(f"sweep.resume: run {parent} is not a sweep's parent run. Fix: pass the parent run id")
-    client.update_run(parent, status="RUNNING")
+    liveness.claim(client, parent, dead_after_s, finished_too=True)  # a finished sweep may get more jobs
     return parent
 
 
@@ -123,6 +129,8 @@ def close(config: DictConfig, parent: str, interrupted: bool) -> None:
     it could say so) end KILLED; their checkpoints stay in their run folders for ``resume``.
     """
     OPEN_SWEEPS.pop(parent, None)
+    if (heart := HEARTBEATS.pop(parent, None)) is not None:
+        heart.stop()
     client = store.open_store(config.tracking.uri)
     if interrupted:
         for run in reports.children(client, parent):

@@ -6,15 +6,16 @@ import shutil
 from pathlib import Path
 
 from mnist_exp.errors import UserError
-from mnist_exp.tracking import store
+from mnist_exp.tracking import liveness, store
 from mnist_exp.tracking.names import RUN_INFO
 from mnist_exp.tracking.record import open_folder
 
 
-def sync_folder(folder: Path) -> bool:
+def sync_folder(folder: Path, dead_after_s: float) -> bool:
     """Replay one run folder's journal into its store; True when nothing is left in it.
 
     A run that is FINISHED in the store afterwards needs its folder no more, and it is removed.
+    A run still RUNNING whose process died is marked KILLED, and said so.
     """
     if not (folder / RUN_INFO).is_file():
         raise UserError(f"{folder} is not a run folder (no {RUN_INFO}). Fix: pass a folder under tracking.runs_dir")
@@ -34,8 +35,12 @@ def sync_folder(folder: Path) -> bool:
             f"{left} stay in {record.journal}"
         )
         return False
-    status = record.client.get_run(record.run_id).info.status
+    run = record.client.get_run(record.run_id)
+    died = liveness.end_if_dead(record.client, run, dead_after_s)
+    status = "KILLED" if died else run.info.status
     print(f"{record.run_id}: {waiting} writes pushed to {uri}; the run is {status}")
+    if died:
+        print(f"{record.run_id}: was RUNNING, but its {died}. Fix: continue it with mnist-exp resume={record.run_id}")
     if status == "FINISHED":
         shutil.rmtree(folder, ignore_errors=True)
     return True

@@ -289,44 +289,93 @@ def test_the_ui_stops_on_sigterm_within_5_s_leaving_no_process(tmp_path) -> None
 # Stops at any moment, and resume.
 
 MOMENTS = {
-    # the signal, the output line to send it at (once the second line was seen), and a delay after that line
-    "before the first epoch ends": (signal.SIGTERM, "Epoch 1/3", None, 0.0),
-    "mid-training": (signal.SIGINT, "Epoch 3/3", None, 0.0),
-    "at the end of the last epoch": (signal.SIGTERM, "16/16", "Epoch 3/3", 0.0),
-    "while the model is logged": (signal.SIGINT, "16/16", "Epoch 3/3", 0.5),
+    # the output line to send the signal at (once the second line was seen), and a delay after that line
+    "before the first epoch ends": ("Epoch 1/3", None, 0.0),
+    "mid-training": ("Epoch 3/3", None, 0.0),
+    "at the end of the last epoch": ("16/16", "Epoch 3/3", 0.0),
+    "while the model is logged": ("16/16", "Epoch 3/3", 0.5),
 }
+SIGNALS = {"SIGINT": signal.SIGINT, "SIGTERM": signal.SIGTERM, "SIGKILL": signal.SIGKILL}
 
 
+@pytest.mark.parametrize("signame", SIGNALS)
 @pytest.mark.parametrize("moment", MOMENTS)
-def test_a_stop_at_any_moment_is_resumed_in_the_same_run(tmp_path, synthetic, moment) -> None:
-    signum, line, after, delay = MOMENTS[moment]
+def test_a_stop_at_any_moment_is_resumed_in_the_same_run(tmp_path, synthetic, moment, signame) -> None:
+    """Ctrl-C and SIGTERM end the run KILLED within 10 s, to resume by id. After SIGKILL (the OOM killer,
+    a lost node) the next start of the same config marks the run KILLED and continues it. Either way the
+    run ends FINISHED with each epoch's metrics once, and nothing stays RUNNING."""
+    line, after, delay = MOMENTS[moment]
     store = tmp_path / "mlruns"
-    process = launch(
-        tmp_path,
-        "mnist_exp.commands.train",
+    settings = [
         *synthetic,
         *FAST,
         f"tracking.store_dir={store}",
         "training.epochs=3",
         "training.steps_per_execution=1",
-        "training.verbose=2",
         "tracking.log_model=true",  # about 2 s of logging after the last epoch
-    )
+    ]
+    process = launch(tmp_path, "mnist_exp.commands.train", *settings, "training.verbose=2")
     wait_for(process, line, after)
     time.sleep(delay)
-    process.send_signal(signum)
+    signalled = time.monotonic()
+    process.send_signal(SIGNALS[signame])
     output = finish(process)
-    assert process.returncode == 130, output[-3000:]
+    (run,) = runs_in(store)
+    if signame == "SIGKILL":
+        assert process.returncode == -signal.SIGKILL
+        assert run.info.status == "RUNNING"  # nobody could say otherwise
+        resumed = train(compose(settings))  # the same config again
+        assert resumed["run_id"] == run.info.run_id
+        (run,) = runs_in(store)
+        assert run.data.tags["stop.reason"].startswith("process died (pid ")
+    else:
+        assert time.monotonic() - signalled < 10
+        assert process.returncode == 130, output[-3000:]
+        assert run.info.status == "KILLED"
+        assert f"resume={run.info.run_id}" in output
+        client = MlflowClient(f"sqlite:///{store / 'mlflow.db'}")
+        checkpoint = {a.path for a in client.list_artifacts(run.info.run_id, "checkpoint")}
+        assert checkpoint == (set() if moment == "before the first epoch ends" else CHECKPOINT)
+        resumed = train(compose([f"tracking.store_dir={store}", f"resume={run.info.run_id}"]))
+        assert resumed["run_id"] == run.info.run_id
+    assert [r.info.status for r in runs_in(store)] == ["FINISHED"]
+    assert_whole(MlflowClient(f"sqlite:///{store / 'mlflow.db'}"), run.info.run_id, epochs=3, model=True)
+
+
+def test_two_resumes_of_one_run_at_once_one_is_refused_in_one_line(tmp_path, synthetic) -> None:
+    store = tmp_path / "mlruns"
+    settings = [*synthetic, *FAST, f"tracking.store_dir={store}", "training.epochs=4", "training.verbose=2"]
+    process = launch(tmp_path, "mnist_exp.commands.train", *settings)
+    wait_for(process, "Epoch 2/4")
+    process.send_signal(signal.SIGINT)
+    assert finish(process) and process.returncode == 130
+    (run,) = runs_in(store)
+    again = [launch(tmp_path, "mnist_exp.commands.train", f"tracking.store_dir={store}", f"resume={run.info.run_id}")
+             for _ in range(2)]  # fmt: skip
+    outputs = [finish(p) for p in again]
+    codes = sorted(p.returncode for p in again)
+    assert codes == [0, 1], outputs
+    refused = outputs[[p.returncode for p in again].index(1)]
+    errors = [line for line in refused.splitlines() if line.startswith("error:")]
+    assert errors == [errors[0]] and f"error: run {run.info.run_id} is being resumed by pid " in errors[0], refused
+    assert "Traceback" not in refused
+    (run,) = runs_in(store)
+    assert "error" not in run.data.tags
+    assert_whole(MlflowClient(f"sqlite:///{store / 'mlflow.db'}"), run.info.run_id, epochs=4)
+
+
+def test_sync_marks_a_run_whose_process_was_killed_and_says_how_to_continue_it(tmp_path, synthetic) -> None:
+    store = tmp_path / "mlruns"
+    process = launch(tmp_path, "mnist_exp.commands.train", *synthetic, *FAST, f"tracking.store_dir={store}",
+                     "training.epochs=3", "training.verbose=2")  # fmt: skip
+    wait_for(process, "Epoch 2/3")
+    process.kill()
+    process.wait()
+    result = run_module(tmp_path, "mnist_exp.commands.sync", "--runs-dir", str(store / "runs"))
     (run,) = runs_in(store)
     assert run.info.status == "KILLED"
-    assert f"resume={run.info.run_id}" in output
-    client = MlflowClient(f"sqlite:///{store / 'mlflow.db'}")
-    checkpoint = {a.path for a in client.list_artifacts(run.info.run_id, "checkpoint")}
-    assert checkpoint == (set() if moment == "before the first epoch ends" else CHECKPOINT)
-
-    resumed = train(compose([f"tracking.store_dir={store}", f"resume={run.info.run_id}"]))
-    assert resumed["run_id"] == run.info.run_id
-    assert_whole(MlflowClient(f"sqlite:///{store / 'mlflow.db'}"), run.info.run_id, epochs=3, model=True)
+    assert f"was RUNNING, but its process died (pid {process.pid} on host" in result.stdout
+    assert f"resume={run.info.run_id}" in result.stdout
 
 
 def test_a_stop_while_importing_records_nothing(tmp_path, synthetic) -> None:
