@@ -22,15 +22,20 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from mnist_exp.config import compose
-    from mnist_exp.tracking import reports
-    from mnist_exp.tracking.store import open_store
+    from mnist_exp.tracking import liveness, reports
+    from mnist_exp.tracking.store import open_existing_store
 
     cfg = compose()
     first, recorded_uri = reports.sweep_parent(args.sweeps[0])
-    client = open_store(args.tracking_uri or recorded_uri or cfg.tracking.uri)
+    client = open_existing_store(args.tracking_uri or recorded_uri or cfg.tracking.uri)
+    liveness.end_dead_runs(client, cfg.tracking.dead_after_s)  # a parent whose driver died is KILLED, not RUNNING
     if len(args.sweeps) == 1:
-        out = args.out or reports.summary_folder(client, first)
-        reports.publish(client, first, out, cfg.objective)
+        parent = reports.parent_run(client, first)
+        out = args.out or reports.summary_folder(parent)
+        running = parent.info.status == "RUNNING"
+        reports.publish(client, first, out, cfg.objective, attach=not running)
+        if running:
+            print(f"the sweep is still running: this summary is partial, and its parent run {first} is left as it is")
         return 0
     out = args.out or Path("comparison")
     print(reports.compare(client, args.sweeps, cfg.objective, out))

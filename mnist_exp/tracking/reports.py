@@ -180,8 +180,10 @@ def study_importances(study_tag: str) -> dict[str, float]:
         return {}
 
 
-def publish(client: MlflowClient, parent_run_id: str, out_dir: Path, objective: DictConfig | dict) -> Summary:
-    """Write the summary into ``out_dir``, attach it to the parent run with the best job's values, print it."""
+def publish(
+    client: MlflowClient, parent_run_id: str, out_dir: Path, objective: DictConfig | dict, attach: bool = True
+) -> Summary:
+    """Write the summary into ``out_dir``, print it; with ``attach``, log it and the best job's values on the parent."""
     summary = summarize(client, parent_run_id, objective)
     out_dir.mkdir(parents=True, exist_ok=True)
     markdown = to_markdown(summary)
@@ -193,6 +195,20 @@ def publish(client: MlflowClient, parent_run_id: str, out_dir: Path, objective: 
     for name, extra in extra_figures(client, summary).items():
         extra.savefig(out_dir / name, dpi=100)
         files.append(out_dir / name)
+    if attach:
+        attach_summary(client, parent_run_id, summary, files)
+    print(markdown)
+    print(f"{summary.finished} finished, {summary.failed} failed; summary in {out_dir}")
+    if summary.best is not None:
+        print(
+            f"best: {summary.best.info.run_name} ({summary.best.info.run_id}) "
+            f"{summary.metric}={summary.best.data.metrics[summary.metric]:.4f}"
+        )
+    return summary
+
+
+def attach_summary(client: MlflowClient, parent_run_id: str, summary: Summary, files: list[Path]) -> None:
+    """The summary's files, the jobs' counts and the best job's params and metrics, onto the parent run."""
     for path in files:
         client.log_artifact(parent_run_id, str(path), names.SUMMARY_DIR)
     metrics = {names.JOBS_FINISHED: summary.finished, names.JOBS_FAILED: summary.failed}
@@ -208,14 +224,6 @@ def publish(client: MlflowClient, parent_run_id: str, out_dir: Path, objective: 
         client.set_tag(parent_run_id, names.BEST_RUN_NAME_TAG, best.info.run_name)
     for name, value in metrics.items():
         client.log_metric(parent_run_id, name, value)
-    print(markdown)
-    print(f"{summary.finished} finished, {summary.failed} failed; summary in {out_dir}")
-    if summary.best is not None:
-        print(
-            f"best: {summary.best.info.run_name} ({summary.best.info.run_id}) "
-            f"{summary.metric}={summary.best.data.metrics[summary.metric]:.4f}"
-        )
-    return summary
 
 
 def sweep_parent(reference: str) -> tuple[str, str | None]:
@@ -233,15 +241,23 @@ def sweep_parent(reference: str) -> tuple[str, str | None]:
     return record["parent_run_id"], record["tracking_uri"]
 
 
-def summary_folder(client: MlflowClient, parent_run_id: str) -> Path:
-    """Where a sweep's summary goes: the sweep's folder as its parent run recorded it."""
+def parent_run(client: MlflowClient, run_id: str) -> Run:
+    """The sweep's parent run ``run_id``; a UserError for a run that does not exist or is not a sweep's parent."""
     try:
-        run = client.get_run(parent_run_id)
+        run = client.get_run(run_id)
     except MlflowException as exc:
+        raise UserError(f"no run {run_id} in {client.tracking_uri}. Fix: check the run id and --tracking-uri") from exc
+    if run.data.tags.get(names.SWEEP_ROLE_TAG) != names.SWEEP_PARENT_ROLE:
         raise UserError(
-            f"no run {parent_run_id} in {client.tracking_uri}. Fix: check the run id and --tracking-uri"
-        ) from exc
-    return Path(run.data.tags.get(names.SWEEP_DIR_TAG, "."))
+            f"run {run_id} ({run.info.run_name}) is not a sweep's parent run: mnist-exp-report summarises sweeps. "
+            "Fix: pass a sweep's parent run id or folder, or two or more runs to compare them"
+        )
+    return run
+
+
+def summary_folder(parent: Run) -> Path:
+    """Where a sweep's summary goes: the sweep's folder as its parent run recorded it."""
+    return Path(parent.data.tags.get(names.SWEEP_DIR_TAG, "."))
 
 
 @dataclass

@@ -189,6 +189,17 @@ def open_store(uri: str, timeout: float = 10.0) -> MlflowClient:
         raise store_error(uri, exc) from exc
 
 
+def open_existing_store(uri: str) -> MlflowClient:
+    """A client on the store at ``uri``, which must exist: a command that only reads never creates one."""
+    database = sqlite_path(uri)
+    if database is not None and not database.is_file():
+        raise TrackingError(
+            f"tracking store {uri}: there is no store there ({database} does not exist). "
+            "Fix: pass --tracking-uri, or set MLFLOW_TRACKING_URI, to the store the runs are in"
+        )
+    return open_store(uri)
+
+
 def use_store(uri: str) -> None:
     """Point MLflow's fluent API at ``uri`` in this process only.
 

@@ -86,3 +86,49 @@ def test_a_report_error_is_one_line(tmp_path) -> None:
     result = command(tmp_path, "mnist_exp.commands.report", str(not_a_sweep))
     assert first_error_line(result).startswith(f"error: {not_a_sweep} has no mlflow_sweep.json: not a sweep folder")
     assert result.returncode == 1
+
+
+def test_report_refuses_a_run_that_is_not_a_sweep_and_leaves_it_untouched(tmp_path, trained_run) -> None:
+    results, store = trained_run
+    uri = f"sqlite:///{store / 'mlflow.db'}"
+    result = command(tmp_path, "mnist_exp.commands.report", results["run_id"], "--tracking-uri", uri)
+    assert first_error_line(result).startswith(f"error: run {results['run_id']} (")
+    assert "is not a sweep's parent run" in result.stderr and result.returncode == 1
+    assert list(tmp_path.iterdir()) == []  # no summary written here
+    from mlflow import MlflowClient
+
+    run = MlflowClient(uri).get_run(results["run_id"])
+    assert "jobs_finished" not in run.data.metrics and run.info.status == "FINISHED"
+
+
+def test_report_never_creates_a_store(tmp_path) -> None:
+    database = tmp_path / "elsewhere" / "mlflow.db"
+    result = command(
+        tmp_path, "mnist_exp.commands.report", "0123456789abcdef0123456789abcdef",
+        env={"MLFLOW_TRACKING_URI": f"sqlite:///{database}"},
+    )  # fmt: skip
+    assert "there is no store there" in first_error_line(result)
+    assert not database.parent.exists() and not (tmp_path / "mlruns").exists()
+
+
+def test_report_on_a_running_sweep_writes_a_partial_summary_and_leaves_the_parent_alone(tmp_path) -> None:
+    from mnist_exp.tracking import liveness, names
+    from mnist_exp.tracking.store import open_store
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = open_store(uri)
+    experiment = client.create_experiment("sweeping")
+    parent_tags = {names.SWEEP_ROLE_TAG: names.SWEEP_PARENT_ROLE} | liveness.owner_tags()  # this process: alive
+    parent = client.create_run(experiment, tags=parent_tags).info.run_id
+    client.create_run(experiment, tags={names.PARENT_RUN_TAG: parent, names.SWEEP_JOB_TAG: "0"})
+    out = tmp_path / "partial"
+    result = command(tmp_path, "mnist_exp.commands.report", parent, "--tracking-uri", uri, "--out", str(out))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "0 finished, 0 failed" in result.stdout
+    assert f"the sweep is still running: this summary is partial, and its parent run {parent} is left as it is" in (
+        result.stdout
+    )
+    assert (out / "summary.md").is_file()
+    run = client.get_run(parent)
+    assert run.info.status == "RUNNING" and run.data.metrics == {}
+    assert client.list_artifacts(parent) == []
