@@ -17,6 +17,10 @@ class UserError(Exception):
     """A problem in the user's config, data, store or model reference; the message names it and the fix."""
 
 
+class WriteError(UserError):
+    """A file could not be written: a full disk, a read-only or forbidden folder."""
+
+
 def wants_traceback() -> bool:
     """Whether the user asked for full tracebacks (``HYDRA_FULL_ERROR=1``)."""
     return os.environ.get(FULL_ERROR_ENV) == "1"

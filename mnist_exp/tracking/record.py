@@ -53,6 +53,20 @@ class StoreAwayError(Exception):
     """The store did not take a write within the retry bound."""
 
 
+# A store that answers this will not take a write by waiting: journal at once.
+HOPELESS = ("database or disk is full", "readonly database", "disk i/o error", "no space left")
+
+
+def first_line(exc: BaseException) -> str:
+    """The gist of an error: the first line that is not SQLAlchemy's note on where it was raised, cut at 300."""
+    lines = [line for line in str(exc).strip().splitlines() if line and not line.startswith("(raised as a result")]
+    return (lines[0] if lines else type(exc).__name__)[:300]
+
+
+def is_hopeless(exc: BaseException) -> bool:
+    return any(words in str(exc).lower() for words in HOPELESS)
+
+
 def is_permanent(exc: BaseException) -> bool:
     """An error no retry mends: anything but a store's or a connection's failure, or a wrong value."""
     from sqlalchemy.exc import DBAPIError
@@ -76,10 +90,10 @@ def retrying(call: Callable[[], T], retry_s: float, stopping: threading.Event, w
             if is_permanent(exc):
                 raise
             left = deadline - time.monotonic()
-            if left <= 0 or stopping.is_set():
-                raise StoreAwayError(f"{type(exc).__name__}: {str(exc).strip()[:300]}") from exc
+            if left <= 0 or stopping.is_set() or is_hopeless(exc):
+                raise StoreAwayError(f"{type(exc).__name__}: {first_line(exc)}") from exc
             if not warned:
-                log.warning("the store did not take %s (%s); retrying for up to %.0f s", what, exc, left)
+                log.warning("the store did not take %s (%s); retrying for up to %.0f s", what, first_line(exc), left)
                 warned = True
             stopping.wait(min(pause, left))
             pause = min(pause * 2, 8.0)
@@ -214,7 +228,8 @@ class RunRecord:
             try:
                 retrying(apply or (lambda: self._apply(entry)), self.retry_s, self.stopping, entry["op"])
             except StoreAwayError as exc:
-                log.warning("run %s: journaling writes from now on (%s)", self.run_id, exc)
+                if not self.journal.is_file():
+                    log.warning("run %s: journaling writes from now on (%s)", self.run_id, exc)
                 self._append(entry, keep)
             except BaseException as exc:  # Ctrl-C or SIGTERM while retrying: keep the write, then stop
                 if not is_permanent(exc):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import importlib.metadata
 import json
@@ -11,7 +12,7 @@ import platform
 import subprocess
 import traceback
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +22,13 @@ from mlflow.entities import Param, Run
 from mlflow.tracking.context.registry import resolve_tags
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from mnist_exp import stops
+from mnist_exp import errors, stops
 from mnist_exp.config import checkout_root
 from mnist_exp.tracking import liveness, names
 from mnist_exp.tracking.record import RunRecord
 
 log = logging.getLogger(__name__)
+UNWRITABLE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES})  # a disk's faults, not the code's
 
 
 def flatten(node: Any, prefix: str = "") -> dict[str, str]:
@@ -169,29 +171,60 @@ def recorded_stop(record: RunRecord, checkpoint: Path) -> Iterator[None]:
 
     Ctrl-C, SIGTERM, a time limit or an exit ends the run KILLED with its reason, at once
     (the store gets one try per write, the rest waits in the journal); an error leaves it
-    FAILED with the error as tags.
+    FAILED with the error as tags. A disk that is full or cannot be written ends the run
+    FAILED as well, and is raised as one ``WriteError`` line naming the file and the fix.
+    What cannot be written locally is skipped: the run's end reaches the store all the same.
     """
     try:
         yield
     except BaseException as exc:
         stopped = stops.is_stop(exc)
+        lost: list[OSError] = []  # writes that neither the store nor the journal took (a full disk)
+
+        def attempt(write: Callable[..., None], *args: Any) -> None:
+            try:
+                write(*args)
+            except OSError as error:
+                lost.append(error)
+
         if stopped:
             record.stopping.set()
-            record.set_tags({names.STOP_REASON_TAG: stops.reason(exc)})
+            attempt(record.set_tags, {names.STOP_REASON_TAG: stops.reason(exc)})
         for name in (names.CHECKPOINT_MODEL, names.CHECKPOINT_STATE):
             if (checkpoint / name).exists():
-                record.log_file(checkpoint / name, names.CHECKPOINT_DIR)
+                attempt(record.log_file, checkpoint / name, names.CHECKPOINT_DIR)
         if stopped:
             log.warning(
                 "stopped (%s): run %s ends KILLED; continue it with resume=%s",
                 stops.reason(exc), record.run_id, record.run_id,
             )  # fmt: skip
         else:
-            record.set_tags(error_tags(exc))
-            record.log_text(traceback.format_exc(), names.ERROR_FILE)
-        record.terminate("KILLED" if stopped else "FAILED")
-        record.close()
+            attempt(record.set_tags, error_tags(exc))
+            attempt(record.log_text, traceback.format_exc(), names.ERROR_FILE)
+        attempt(record.terminate, "KILLED" if stopped else "FAILED")
+        attempt(record.close)
+        problem = write_problem(exc, record)
+        if lost and problem is None:  # the disk failed while the run ended: that is what the user must fix
+            problem = write_problem(lost[0], record)
+        if lost:
+            log.debug("run %s: %d writes were lost (%s); the dead-run check ends it", record.run_id, len(lost), lost[0])
+        if problem is not None:
+            raise problem from exc
         raise
+
+
+def write_problem(exc: BaseException, record: RunRecord) -> errors.WriteError | None:
+    """A ``WriteError`` for a disk that is full or cannot be written, found in ``exc``'s chain; None otherwise."""
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.errno in UNWRITABLE:
+            where = exc.filename or record.folder
+            return errors.WriteError(
+                f"run {record.run_id}: cannot write {where}: {exc.strerror}. Fix: free space on its disk "
+                f"(df {record.folder.parent}) or point tracking.runs_dir elsewhere, then continue the run with "
+                f"resume={record.run_id}"
+            )
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def sweep_runs(client: MlflowClient, parent: str, tag: str, value: str) -> list[Run]:

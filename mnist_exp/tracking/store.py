@@ -19,6 +19,8 @@ from mnist_exp.tracking.names import EXPERIMENT_KIND_TAG, TRACKING_URI_ENV
 
 SQLITE_PREFIX = "sqlite:///"
 log = logging.getLogger(__name__)
+# MLflow logs every database error it re-raises with its traceback; mnist-exp reports each in one line.
+logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
 
 
 class TrackingError(UserError):

@@ -378,6 +378,56 @@ def test_sync_marks_a_run_whose_process_was_killed_and_says_how_to_continue_it(t
     assert f"resume={run.info.run_id}" in result.stdout
 
 
+@contextlib.contextmanager
+def small_disk(folder: Path, size: str = "8m") -> Iterator[Path]:
+    """A tmpfs of ``size`` mounted on ``folder`` (root only), unmounted after."""
+    folder.mkdir(parents=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=True)
+
+
+@pytest.mark.parametrize("full", ["the run folder's disk", "the store's disk"])
+def test_a_full_disk_ends_the_run_in_one_line_and_resume_logs_each_epoch_once(tmp_path, synthetic, full) -> None:
+    with small_disk(tmp_path / "small") as disk:
+        store = disk if full == "the store's disk" else tmp_path / "mlruns"
+        settings = [
+            *synthetic,
+            *FAST,
+            f"tracking.store_dir={store}",
+            f"tracking.runs_dir={disk / 'runs'}",
+            "training.epochs=4",
+            "training.steps_per_execution=1",
+            "tracking.retry_s=600",
+        ]  # fmt: skip  (a full disk is not waited for)
+        process = launch(tmp_path, "mnist_exp.commands.train", *settings, "training.verbose=2")
+        wait_for(process, "Epoch 2/4")
+        subprocess.run(["dd", "if=/dev/zero", f"of={disk / 'filler'}", "bs=64k"], capture_output=True)
+        filled = time.monotonic()
+        output = finish(process)
+        assert time.monotonic() - filled < 10
+        assert process.returncode == 1, output[-3000:]
+        assert "Traceback" not in output and "ERROR" not in output
+        (error,) = [line for line in output.splitlines() if line.startswith("error:")]
+        assert "No space left on device. Fix: free space on its disk" in error
+        (run_id,) = [r.info.run_id for r in runs_in(store)] if full != "the store's disk" else [error.split()[2][:-1]]
+        assert error.endswith(f"then continue the run with resume={run_id}")
+        if full == "the run folder's disk":
+            (run,) = runs_in(store)
+            assert run.info.status == "FAILED" and "No space left on device" in run.data.tags["error"]
+        (disk / "filler").unlink()
+        run_module(tmp_path, "mnist_exp.commands.train", f"tracking.store_dir={store}",
+                   f"tracking.runs_dir={disk / 'runs'}", f"resume={run_id}")  # fmt: skip
+        assert [r.info.status for r in runs_in(store)] == ["FINISHED"]
+        client = MlflowClient(f"sqlite:///{store / 'mlflow.db'}")
+        for metric in EPOCH_METRICS:
+            assert steps(client, run_id, metric) == [1, 2, 3, 4], metric
+
+
 def test_a_stop_while_importing_records_nothing(tmp_path, synthetic) -> None:
     store = tmp_path / "mlruns"
     process = launch(tmp_path, "mnist_exp.commands.train", *synthetic, *FAST, f"tracking.store_dir={store}")
