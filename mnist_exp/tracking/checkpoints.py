@@ -8,8 +8,10 @@ be resumable from the store after its machine is gone, so it has its own.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,17 +63,41 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.saved.save(partial)
         partial.replace(self.folder / self.MODEL)
         state = self.folder / self.STATE
-        state.with_suffix(".tmp").write_text(json.dumps({"epochs_done": epoch + 1, "history": self.history}))
+        model = fingerprint(self.folder / self.MODEL)  # what a later read checks the model file against
+        state.with_suffix(".tmp").write_text(json.dumps({"epochs_done": epoch + 1, "history": self.history, **model}))
         state.with_suffix(".tmp").replace(state)
 
     @classmethod
     def load(cls, folder: Path) -> tuple[Path | None, int, dict[str, list[float]]]:
-        """The model file, epochs done and history of the checkpoint in ``folder`` (None, 0, {} if none)."""
-        state = folder / cls.STATE
-        if not state.is_file() or not (folder / cls.MODEL).is_file():
+        """The model file, epochs done and history of the checkpoint in ``folder`` (None, 0, {} if none).
+
+        Raises DamagedCheckpointError when the state cannot be read or the model file is not the one it recorded.
+        """
+        state, model = folder / cls.STATE, folder / cls.MODEL
+        if not state.is_file() or not model.is_file():
             return None, 0, {}
-        saved = json.loads(state.read_text())
-        return folder / cls.MODEL, int(saved["epochs_done"]), saved.get("history", {})
+        try:
+            saved = json.loads(state.read_text())
+            epochs_done, history = int(saved["epochs_done"]), dict(saved.get("history", {}))
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+            raise DamagedCheckpointError(f"{state} cannot be read ({type(exc).__name__})") from exc
+        recorded = {key: saved[key] for key in ("size", "sha256") if key in saved}
+        if recorded and fingerprint(model) != recorded:
+            raise DamagedCheckpointError(f"{model} is not the file {state.name} recorded (size or sha256 differs)")
+        return model, epochs_done, history
+
+
+class DamagedCheckpointError(Exception):
+    """A checkpoint whose state cannot be read, or whose model file is not the one its state recorded."""
+
+
+def fingerprint(path: Path) -> dict[str, int | str]:
+    """A file's size and sha256."""
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return {"size": path.stat().st_size, "sha256": digest.hexdigest()}
 
 
 @dataclass(frozen=True)
@@ -122,6 +148,48 @@ def resume_point(cfg: DictConfig) -> ResumePoint:
         raise
 
 
+def intact_checkpoint(
+    client: mlflow.MlflowClient, run_id: str, checkpoint: Path
+) -> tuple[Path | None, int, dict[str, list[float]]]:
+    """The run's checkpoint: the local one, else (missing or damaged) the store's; (None, 0, {}) if neither has one.
+
+    A damaged local copy is moved aside (``checkpoint.damaged``); with no intact copy
+    anywhere, a one-line ``ConfigError`` says how to go on.
+    """
+    try:
+        found = EpochCheckpoint.load(checkpoint)
+        damage = None
+    except DamagedCheckpointError as exc:
+        found, damage = (None, 0, {}), exc
+    if found[0] is not None:
+        return found
+    fetched = checkpoint.parent / "checkpoint-from-store"
+    shutil.rmtree(fetched, ignore_errors=True)
+    with contextlib.suppress(mlflow.exceptions.MlflowException, OSError):  # none: stopped before an epoch ended
+        client.download_artifacts(run_id, CHECKPOINT_DIR, str(fetched))
+    try:
+        stored = EpochCheckpoint.load(fetched / CHECKPOINT_DIR)
+    except DamagedCheckpointError as exc:
+        damage = damage or exc
+        stored = (None, 0, {})
+    if damage is not None and stored[0] is None:
+        raise ConfigError(
+            f"resume: run {run_id}'s checkpoint is damaged ({damage}) and the store has no intact copy. "
+            f"Fix: move {checkpoint} aside to train the run again from its first epoch (resume={run_id}), "
+            "or start a new run"
+        )
+    if damage is not None:
+        log.warning("run %s: the local checkpoint is damaged (%s); resuming from the store's copy", run_id, damage)
+        shutil.rmtree(checkpoint.with_name("checkpoint.damaged"), ignore_errors=True)
+        checkpoint.rename(checkpoint.with_name("checkpoint.damaged"))
+    if stored[0] is None:
+        return stored
+    shutil.rmtree(checkpoint, ignore_errors=True)
+    (fetched / CHECKPOINT_DIR).rename(checkpoint)
+    shutil.rmtree(fetched, ignore_errors=True)
+    return EpochCheckpoint.load(checkpoint)
+
+
 def give_back(client: mlflow.MlflowClient, run_id: str, status: str) -> None:
     """End a claimed run that did not start training as it was (a RUNNING one whose process died: KILLED)."""
     with contextlib.suppress(Exception):  # the store may be what failed; the dead-run check mends it later
@@ -138,10 +206,7 @@ def read_resume_point(cfg: DictConfig, client: mlflow.MlflowClient, run: mlflow.
         raise ConfigError(f"resume: run {cfg.resume} logged no {CONFIG_FILE}; it cannot be resumed") from exc
     original.resume = cfg.resume
     checkpoint = checkpoint_folder(run_folder(original.tracking, run.info.run_id))
-    if EpochCheckpoint.load(checkpoint)[0] is None:
-        with contextlib.suppress(mlflow.exceptions.MlflowException, OSError):  # none: stopped before an epoch ended
-            client.download_artifacts(run.info.run_id, CHECKPOINT_DIR, str(checkpoint.parent))
-    model_file, epochs_done, history = EpochCheckpoint.load(checkpoint)
+    model_file, epochs_done, history = intact_checkpoint(client, run.info.run_id, checkpoint)
     if model_file is None:
         log.info(
             "run %s has no checkpoint (stopped before its first epoch ended): training from the start", run.info.run_id
