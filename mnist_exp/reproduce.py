@@ -6,13 +6,12 @@ import logging
 
 from mlflow import MlflowClient
 from mlflow.entities import Run
-from mlflow.exceptions import MlflowException
 
 from mnist_exp.data import load
-from mnist_exp.errors import UserError
 from mnist_exp.tracking import names
 from mnist_exp.tracking.registry import run_config
 from mnist_exp.tracking.runs import git_state
+from mnist_exp.tracking.store import existing_run
 
 log = logging.getLogger(__name__)
 Row = tuple[str, float | None, float | None]
@@ -60,10 +59,7 @@ def reproduce(client: MlflowClient, run_id: str) -> tuple[Run, Run]:
     """Train the run's logged config again as a new run tagged ``reproduced_from``; return both runs."""
     from mnist_exp.train import train
 
-    try:
-        original = client.get_run(run_id)
-    except MlflowException as exc:
-        raise UserError(f"no run {run_id} in {client.tracking_uri}. Fix: check the run id and --tracking-uri") from exc
+    original = existing_run(client, run_id)
     cfg = run_config(client, original)
     warn_about_differences(original, load(cfg.dataset).digest)
     if cfg.training.get("deterministic") is not True:

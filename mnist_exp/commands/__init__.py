@@ -6,6 +6,7 @@ Nothing in the library imports from here.
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 from functools import wraps
 from typing import TYPE_CHECKING
@@ -55,6 +56,15 @@ def end_dead_runs(client: MlflowClient) -> None:
     liveness.end_dead_runs(client, compose().tracking.dead_after_s)
 
 
+def damaged_store(exc: BaseException) -> errors.UserError | None:
+    """The one line for an error that a damaged store caused, or None (MLflow is loaded only if it was)."""
+    if "mnist_exp.tracking.store" not in sys.modules:
+        return None
+    from mnist_exp.tracking.store import explain
+
+    return explain(exc)
+
+
 def reports_errors(command: Callable[[list[str] | None], int]) -> Callable[[list[str] | None], int]:
     """A command whose user errors (config, data, store, model) print one ``error:`` line and exit 1."""
 
@@ -66,5 +76,9 @@ def reports_errors(command: Callable[[list[str] | None], int]) -> Callable[[list
             if errors.wants_traceback():
                 raise
             return errors.report(exc)
+        except Exception as exc:  # a store damaged past its header fails deep inside MLflow
+            if errors.wants_traceback() or (damaged := damaged_store(exc)) is None:
+                raise
+            return errors.report(damaged)
 
     return run

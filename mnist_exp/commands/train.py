@@ -12,6 +12,7 @@ import hydra
 from omegaconf import DictConfig
 
 from mnist_exp import errors
+from mnist_exp.commands import damaged_store
 from mnist_exp.layout import CONFIG_MODULE, CONFIG_NAME
 from mnist_exp.stops import Stopped
 from mnist_exp.tracking import jobs
@@ -45,6 +46,8 @@ def main(cfg: DictConfig) -> float:
         if not jobs.in_sweep():
             if isinstance(exc, errors.UserError) and not errors.wants_traceback():
                 raise SystemExit(errors.report(exc)) from None
+            if (damaged := damaged_store(exc)) is not None and not errors.wants_traceback():
+                raise SystemExit(errors.report(damaged)) from None
             raise
         log.exception("job failed; the sweep goes on")
         from mnist_exp.tracking import sweeps

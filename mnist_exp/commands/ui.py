@@ -19,9 +19,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from mnist_exp.tracking.servers import landing_page, serve, ui_command
-    from mnist_exp.tracking.store import open_store
+    from mnist_exp.tracking.store import check_intact, open_store
 
     uri = store_uri(args)
+    check_intact(uri)  # the UI would serve a damaged store, and fail page by page
     end_dead_runs(open_store(uri))
     command = ui_command(uri, args.host, args.port)
     return serve(command, args.host, args.port, f"MLflow UI for {uri}", args.timeout, landing_page(uri))

@@ -28,7 +28,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 from mnist_exp.tracking.liveness import Heartbeat
 from mnist_exp.tracking.names import CHECKPOINT_MODEL as MODEL_FILE
 from mnist_exp.tracking.names import JOURNAL, MODEL_NAME, RUN_INFO, STAGED
-from mnist_exp.tracking.store import use_store
+from mnist_exp.tracking.store import is_damage, store_error, use_store
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -90,7 +90,7 @@ def retrying(call: Callable[[], T], retry_s: float, stopping: threading.Event, w
             if is_permanent(exc):
                 raise
             left = deadline - time.monotonic()
-            if left <= 0 or stopping.is_set() or is_hopeless(exc):
+            if left <= 0 or stopping.is_set() or is_hopeless(exc) or is_damage(exc):
                 raise StoreAwayError(f"{type(exc).__name__}: {first_line(exc)}") from exc
             if not warned:
                 log.warning("the store did not take %s (%s); retrying for up to %.0f s", what, first_line(exc), left)
@@ -228,6 +228,9 @@ class RunRecord:
             try:
                 retrying(apply or (lambda: self._apply(entry)), self.retry_s, self.stopping, entry["op"])
             except StoreAwayError as exc:
+                if is_damage(exc):  # kept for after the repair, and the run stops: the store takes nothing more
+                    self._append(entry, keep)
+                    raise store_error(self.client.tracking_uri, exc.__cause__ or exc) from exc
                 if not self.journal.is_file():
                     log.warning("run %s: journaling writes from now on (%s)", self.run_id, exc)
                 self._append(entry, keep)

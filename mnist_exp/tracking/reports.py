@@ -18,7 +18,6 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from mlflow import MlflowClient
 from mlflow.entities import Param, Run
-from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig
 
 from mnist_exp import plots
@@ -26,6 +25,7 @@ from mnist_exp.display import short
 from mnist_exp.errors import UserError
 from mnist_exp.tracking import names
 from mnist_exp.tracking.names import ERROR_TAG, SWEEP_JOB_TAG
+from mnist_exp.tracking.store import existing_run
 
 log = logging.getLogger(__name__)
 CURVE_METRIC = names.VAL_ACCURACY
@@ -243,10 +243,7 @@ def sweep_parent(reference: str) -> tuple[str, str | None]:
 
 def parent_run(client: MlflowClient, run_id: str) -> Run:
     """The sweep's parent run ``run_id``; a UserError for a run that does not exist or is not a sweep's parent."""
-    try:
-        run = client.get_run(run_id)
-    except MlflowException as exc:
-        raise UserError(f"no run {run_id} in {client.tracking_uri}. Fix: check the run id and --tracking-uri") from exc
+    run = existing_run(client, run_id)
     if run.data.tags.get(names.SWEEP_ROLE_TAG) != names.SWEEP_PARENT_ROLE:
         raise UserError(
             f"run {run_id} ({run.info.run_name}) is not a sweep's parent run: mnist-exp-report summarises sweeps. "
@@ -273,10 +270,7 @@ class Side:
 def side(client: MlflowClient, reference: str, objective: DictConfig | dict) -> Side:
     """A sweep (its parent run id or folder) or a single run, with its best finished run by the objective."""
     run_id, _ = sweep_parent(reference)
-    try:
-        run = client.get_run(run_id)
-    except MlflowException as exc:
-        raise UserError(f"no run {run_id} in {client.tracking_uri}. Fix: check the run id and --tracking-uri") from exc
+    run = existing_run(client, run_id)
     if run.data.tags.get(names.SWEEP_ROLE_TAG) == names.SWEEP_PARENT_ROLE:
         jobs = children(client, run_id)
         runs, swept = [r for r in jobs if r.info.status == "FINISHED"], swept_params(jobs)

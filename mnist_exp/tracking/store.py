@@ -12,6 +12,7 @@ from pathlib import Path
 
 import mlflow
 from mlflow import MlflowClient
+from mlflow.entities import Run
 from omegaconf import DictConfig
 
 from mnist_exp.errors import UserError
@@ -39,9 +40,13 @@ def store_error(uri: str, exc: BaseException) -> TrackingError:
     if "database is locked" in text or "database table is locked" in text:
         why = "it is locked by another process"
         fix = f"wait for the process writing it to finish (`fuser {database}` names it), or use another store"
-    elif "not a database" in text or "malformed" in text:
-        why = "the file is not a readable SQLite database (damaged?)"
-        fix = f"move {database} aside and start a new store (tracking.store_dir=...)"
+    elif any(words in text for words in DAMAGE):
+        why = "the file is damaged (not a readable SQLite database)"
+        fix = (
+            f"recover what it holds with sqlite3 {database} .recover | sqlite3 {database}.recovered, then move "
+            f"{database} aside and put {database}.recovered in its place (or restore a backup); "
+            "then mnist-exp-sync pushes what runs journaled meanwhile"
+        )
     elif "disk is full" in text or "no space left" in text:
         why = "the disk is full"
         fix = "free space on the disk that holds it, or point tracking.store_dir elsewhere"
@@ -55,6 +60,42 @@ def store_error(uri: str, exc: BaseException) -> TrackingError:
         why = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else 'no answer'}"
         fix = "start the server or database, or point tracking.uri / MLFLOW_TRACKING_URI at one that runs"
     return TrackingError(f"tracking store {uri}: {why}. Fix: {fix}")
+
+
+DAMAGE = ("malformed", "not a database")  # what SQLite says of a damaged file
+OPENED: list[str] = []  # the stores this process opened, newest last: what an error deep in MLflow was about
+
+
+def is_damage(exc: BaseException | None) -> bool:
+    """Whether ``exc`` (or an error in its chain) is SQLite saying its file is damaged."""
+    while exc is not None:
+        if any(words in str(exc).lower() for words in DAMAGE):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def explain(exc: BaseException) -> TrackingError | None:
+    """A damaged store's error as one line with the recovery, for whichever store this process opened last."""
+    if not is_damage(exc) or not OPENED:
+        return None
+    return store_error(OPENED[-1], RuntimeError("malformed"))
+
+
+def check_intact(uri: str) -> None:
+    """A SQLite store must pass SQLite's own check of every page (``PRAGMA quick_check``), for a long-lived reader."""
+    import sqlite3
+
+    database = sqlite_path(uri)
+    if database is None or not database.is_file():
+        return
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30)) as connection:
+            verdict = connection.execute("PRAGMA quick_check(1)").fetchone()[0]
+    except sqlite3.DatabaseError as exc:
+        raise store_error(uri, exc) from exc
+    if verdict != "ok":
+        raise store_error(uri, RuntimeError(f"malformed: {verdict}"))
 
 
 def check_database_server(uri: str, timeout: float) -> None:
@@ -180,6 +221,7 @@ def open_store(uri: str, timeout: float = 10.0) -> MlflowClient:
     (a server or database that does not answer, a SQLite file locked, for ``timeout`` seconds).
     """
     check_store(uri, timeout)
+    OPENED.append(uri)
     try:
         with store_lock(uri):
             if (database := sqlite_path(uri)) is not None:
@@ -200,6 +242,16 @@ def open_existing_store(uri: str) -> MlflowClient:
             "Fix: pass --tracking-uri, or set MLFLOW_TRACKING_URI, to the store the runs are in"
         )
     return open_store(uri)
+
+
+def existing_run(client: MlflowClient, run_id: str) -> Run:
+    """The run ``run_id``; a UserError if the store has none (other failures, a damaged store's, pass on)."""
+    try:
+        return client.get_run(run_id)
+    except mlflow.exceptions.MlflowException as exc:
+        if exc.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            raise
+        raise UserError(f"no run {run_id} in {client.tracking_uri}. Fix: check the run id and --tracking-uri") from exc
 
 
 def use_store(uri: str) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from mlflow.exceptions import MlflowException
+
 from mnist_exp.errors import UserError
 from mnist_exp.tracking import liveness, store
 from mnist_exp.tracking.names import RUN_INFO
@@ -35,7 +37,13 @@ def sync_folder(folder: Path, dead_after_s: float) -> bool:
             f"{left} stay in {record.journal}"
         )
         return False
-    run = record.client.get_run(record.run_id)
+    try:
+        run = record.client.get_run(record.run_id)
+    except MlflowException as exc:  # a store replaced, or recovered without this run
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        print(f"{record.run_id}: the store {uri} has no such run; its writes stay in {record.journal}")
+        return False
     died = liveness.end_if_dead(record.client, run, dead_after_s)
     status = "KILLED" if died else run.info.status
     print(f"{record.run_id}: {waiting} writes pushed to {uri}; the run is {status}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -465,6 +466,39 @@ def test_a_damaged_checkpoint_falls_back_to_the_stores_copy_or_gets_one_line(tmp
     assert error.startswith(f"error: resume: run {run.info.run_id}'s checkpoint is damaged (")
     assert "and the store has no intact copy. Fix: move" in error
     assert MlflowClient(f"sqlite:///{store / 'mlflow.db'}").get_run(run.info.run_id).info.status == "KILLED"
+
+
+def damage_table(database: Path, table: str) -> None:
+    """Overwrite the first page of ``table``'s B-tree with noise: the file's header and schema stay readable."""
+    with contextlib.closing(sqlite3.connect(database)) as connection:
+        page_size = connection.execute("PRAGMA page_size").fetchone()[0]
+        (root,) = connection.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (table,)).fetchone()
+    with database.open("r+b") as file:
+        file.seek((root - 1) * page_size)
+        file.write(os.urandom(page_size))
+
+
+def test_a_store_damaged_past_its_header_gets_one_line_from_every_command(tmp_path, synthetic, trained_run) -> None:
+    results, trained = trained_run
+    store = tmp_path / "mlruns"
+    store.mkdir()
+    shutil.copyfile(trained / "mlflow.db", store / "mlflow.db")
+    damage_table(store / "mlflow.db", "metrics")
+    damage_table(store / "mlflow.db", "latest_metrics")
+    uri = f"sqlite:///{store / 'mlflow.db'}"
+    commands = {
+        "train": ["mnist_exp.commands.train", *synthetic, *FAST, f"tracking.store_dir={store}", "training.epochs=1"],
+        "report": ["mnist_exp.commands.report", results["run_id"], results["run_id"], "--tracking-uri", uri],
+        "ui": ["mnist_exp.commands.ui", "--tracking-uri", uri, "--port", str(free_port())],
+    }
+    for name, args in commands.items():
+        result = subprocess.run([sys.executable, "-m", *args], cwd=tmp_path, capture_output=True, text=True,
+                                timeout=300, env=os.environ | {"HYDRA_FULL_ERROR": "0"})  # fmt: skip
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        assert result.returncode == 1, (name, result.stderr[-3000:])
+        assert "Traceback" not in result.stderr, (name, result.stderr[-3000:])
+        assert len(errors) == 1 and errors[0].startswith(f"error: tracking store {uri}: the file is damaged"), name
+        assert f"sqlite3 {store / 'mlflow.db'} .recover" in errors[0], name
 
 
 def test_a_stop_while_importing_records_nothing(tmp_path, synthetic) -> None:
