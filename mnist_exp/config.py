@@ -43,6 +43,13 @@ def numbered(count: int) -> list[str]:
     return [str(i) for i in range(int(count))]
 
 
+def store_files(uri: str, store_dir: str) -> str:
+    """``${store_files:uri,store_dir}``: the folder of a ``sqlite:///`` store's file, else ``store_dir``."""
+    if uri.startswith("sqlite:///"):
+        return str(Path(uri.removeprefix("sqlite:///").split("?")[0]).parent)
+    return store_dir
+
+
 RESOLVERS = {
     "project_root": lambda: str(project_root()),
     "short": short,
@@ -51,6 +58,7 @@ RESOLVERS = {
     "class_folders": class_folders,
     "npz_num_classes": npz_num_classes,
     "numbered": numbered,
+    "store_files": store_files,
 }
 
 

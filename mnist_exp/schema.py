@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
 
+from mnist_exp.config import project_root
 from mnist_exp.errors import UserError
 
 PositiveInt = Annotated[int, Field(ge=1)]
@@ -171,6 +173,7 @@ class Training(Strict):
 class Tracking(Strict):
     store_dir: str
     uri: Annotated[str, Field(min_length=1)]
+    files_dir: str
     artifact_location: str
     experiment_name: Annotated[str, Field(min_length=1)]
     run_name: str
@@ -183,6 +186,27 @@ class Tracking(Strict):
     retry_s: Annotated[float, Field(ge=0)]
     heartbeat_s: Annotated[float, Field(gt=0)]
     dead_after_s: Annotated[float, Field(gt=0)]
+
+    @model_validator(mode="after")
+    def files_beside_the_store(self) -> Tracking:
+        """A SQLite store named by its URI keeps its files beside it: a store_dir set elsewhere would split them."""
+        store_dir, files_dir = Path(self.store_dir).expanduser().resolve(), Path(self.files_dir).expanduser().resolve()
+        if not self.uri.startswith("sqlite:") or store_dir in (files_dir, project_root() / "mlruns"):
+            return self
+        raise ValueError(
+            f"tracking.store_dir={self.store_dir} but the store {self.uri} (tracking.uri or MLFLOW_TRACKING_URI) "
+            f"is in {files_dir}, where its artifacts and run folders go; drop tracking.store_dir, or point both "
+            "at one folder"
+        )
+
+    @model_validator(mode="after")
+    def heartbeat_within_the_limit(self) -> Tracking:
+        if self.dead_after_s <= 2 * self.heartbeat_s:
+            raise ValueError(
+                f"tracking.dead_after_s={self.dead_after_s} must be more than twice tracking.heartbeat_s="
+                f"{self.heartbeat_s}, or a live run could be taken for dead"
+            )
+        return self
 
 
 class Objective(Strict):

@@ -187,3 +187,25 @@ def test_command_line_config_errors_answer_before_tensorflow_loads(tmp_path) -> 
     assert "optimizer.learning_rate: Input should be greater than 0 (got -1)" in result.stderr
     assert elapsed < 4, f"{elapsed:.1f} s"  # TensorFlow alone takes over 4 s to import here
     assert not (tmp_path / "mlflow.db").exists()
+
+
+@pytest.mark.parametrize("how", ["tracking.uri", "MLFLOW_TRACKING_URI"])
+def test_a_sqlite_store_named_by_uri_keeps_its_artifacts_and_run_folders_beside_it(
+    tmp_path, synthetic, monkeypatch, how
+) -> None:
+    database = tmp_path / "elsewhere" / "mlflow.db"
+    if how == "MLFLOW_TRACKING_URI":
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{database}")
+        overrides = []
+    else:
+        overrides = [f"tracking.uri=sqlite:///{database}"]
+    cfg = compose([*synthetic, *FAST, "training.epochs=1", *overrides])
+    assert cfg.tracking.runs_dir == str(database.parent / "runs")
+    assert cfg.tracking.optuna_storage == f"sqlite:///{database.parent / 'optuna.db'}"
+    results = train(cfg)
+    run = MlflowClient(f"sqlite:///{database}").get_run(results["run_id"])
+    assert run.info.artifact_uri.startswith((database.parent / "artifacts").as_uri())
+    assert {a.path for a in MlflowClient(f"sqlite:///{database}").list_artifacts(run.info.run_id)} >= {"config.yaml"}
+
+    with pytest.raises(ConfigError, match=r"tracking.store_dir=.*mine but the store sqlite:///.*elsewhere"):
+        train(compose([*synthetic, *overrides, f"tracking.store_dir={tmp_path / 'mine'}"]))
