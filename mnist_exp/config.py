@@ -8,6 +8,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from mnist_exp.display import short
+from mnist_exp.errors import UserError
 from mnist_exp.layout import CONFIG_MODULE, CONFIG_NAME, group_folder
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -96,6 +97,49 @@ def user_folders(cfg: DictConfig | None) -> list[Path]:
     """The folders a config's ``hydra.searchpath`` adds (its ``file://`` entries)."""
     entries = OmegaConf.select(cfg, "hydra.searchpath", default=None) if cfg is not None else None
     return [Path(entry.removeprefix("file://")) for entry in entries or () if entry.startswith("file://")]
+
+
+def searchpath_folders(argv: Sequence[str]) -> list[Path]:
+    """The ``file://`` folders a command line adds to Hydra's search path (``hydra.searchpath=[...]``, ``-cd``)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    folders: list[Path] = []
+    for i, arg in enumerate(argv):
+        if arg in ("-cd", "--config-dir") and i + 1 < len(argv):
+            folders.append(Path(argv[i + 1]))
+        elif arg.startswith("--config-dir="):
+            folders.append(Path(arg.split("=", 1)[1]))
+        elif arg.lstrip("+~").startswith("hydra.searchpath="):
+            try:
+                (override,) = OverridesParser.create().parse_overrides([arg])
+                entries = override.value()
+            except Exception:  # Hydra reports a malformed override itself
+                continue
+            for entry in entries if isinstance(entries, list) else [entries]:
+                if isinstance(entry, str) and entry.startswith("file://"):
+                    folders.append(Path(entry.removeprefix("file://")))
+    return folders
+
+
+def check_yaml(folders: Sequence[Path]) -> None:
+    """Every YAML file under ``folders`` must parse; the first that does not is a UserError with its line and column.
+
+    Hydra would report it as a traceback of its own and PyYAML's internals.
+    """
+    import yaml
+
+    for folder in folders:
+        for path in sorted(Path(folder).expanduser().rglob("*.yaml")) if Path(folder).expanduser().is_dir() else ():
+            try:
+                yaml.safe_load(path.read_text())
+            except yaml.MarkedYAMLError as exc:
+                mark, opened = exc.problem_mark or exc.context_mark, exc.context_mark
+                where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+                context = f"{exc.context} (from line {opened.line + 1}, column {opened.column + 1})" if opened else ""
+                what = ": ".join(filter(None, [context or exc.context, exc.problem]))
+                raise UserError(f"{path}{where}: YAML syntax: {what}. Fix: correct the file there") from None
+            except yaml.YAMLError as exc:
+                raise UserError(f"{path}: YAML syntax: {exc}. Fix: correct the file") from None
 
 
 def catalog(group: str, folders: Sequence[Path] = ()) -> str:

@@ -13,7 +13,8 @@ from omegaconf import DictConfig
 
 from mnist_exp import errors
 from mnist_exp.commands import damaged_store
-from mnist_exp.layout import CONFIG_MODULE, CONFIG_NAME
+from mnist_exp.config import check_yaml, searchpath_folders
+from mnist_exp.layout import CONFIG_MODULE, CONFIG_NAME, EXPERIMENT_GROUP, group_folder
 from mnist_exp.stops import Stopped
 from mnist_exp.tracking import jobs
 from mnist_exp.train import train
@@ -73,6 +74,10 @@ def cli() -> None:
     the process as Ctrl-C does; a sweep it stops ends KILLED with its summary.
     """
     signal.signal(signal.SIGTERM, interrupt)
+    try:  # the experiment presets and the user's config folders: a YAML slip is one line, not Hydra's traceback
+        check_yaml([group_folder(EXPERIMENT_GROUP), *searchpath_folders(sys.argv[1:])])
+    except errors.UserError as exc:
+        raise SystemExit(errors.report(exc)) from None
     try:
         main()
     except KeyboardInterrupt:  # a stop before or between runs (imports, composing the config): nothing to record

@@ -132,3 +132,17 @@ def test_report_on_a_running_sweep_writes_a_partial_summary_and_leaves_the_paren
     run = client.get_run(parent)
     assert run.info.status == "RUNNING" and run.data.metrics == {}
     assert client.list_artifacts(parent) == []
+
+
+def test_a_yaml_syntax_error_in_a_users_experiment_is_one_line_with_file_line_and_column(tmp_path) -> None:
+    experiments = tmp_path / "my_conf" / "experiment"
+    experiments.mkdir(parents=True)
+    (experiments / "broken.yaml").write_text("# @package _global_\ntraining:\n  epochs: [3\n")
+    result = command(
+        tmp_path, "mnist_exp.commands.train", f"hydra.searchpath=[file://{tmp_path / 'my_conf'}]", "experiment=broken"
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == (
+        f"error: {experiments / 'broken.yaml'}, line 4, column 1: YAML syntax: while parsing a flow sequence "
+        "(from line 3, column 11): expected ',' or ']', but got '<stream end>'. Fix: correct the file there"
+    )
