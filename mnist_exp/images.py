@@ -15,11 +15,24 @@ from PIL import Image
 
 SIDE, BOX = 28, 20
 INK_THRESHOLD = 0.1
+UNIFORM = 1e-3  # an input whose pixels span less than this holds nothing to classify
 
 
-def opened(path: Path, mode: str) -> Image.Image:
-    """A picture in ``mode`` (``L`` or ``RGB``); transparency is composited onto white."""
+class ImageTooLargeError(ValueError):
+    """A picture with more pixels than allowed, refused before it is decoded."""
+
+
+def opened(path: Path, mode: str, max_pixels: int | None = None) -> Image.Image:
+    """A picture in ``mode`` (``L`` or ``RGB``); transparency is composited onto white.
+
+    A picture of more than ``max_pixels`` pixels is refused from its header, before decoding.
+    """
     with Image.open(path) as image:
+        if max_pixels is not None and image.width * image.height > max_pixels:
+            raise ImageTooLargeError(
+                f"{image.width}x{image.height} is {image.width * image.height:,} pixels, more than the limit of "
+                f"{max_pixels:,}; shrink it, or raise --max-pixels"
+            )
         image.load()
         if image.mode in ("RGBA", "LA", "P", "PA"):
             rgba = image.convert("RGBA")
@@ -28,15 +41,16 @@ def opened(path: Path, mode: str) -> Image.Image:
         return image.convert(mode)
 
 
-def to_gray(path: Path) -> np.ndarray:
+def to_gray(path: Path, max_pixels: int | None = None) -> np.ndarray:
     """A picture as float32 grayscale in [0, 1]."""
-    return np.asarray(opened(path, "L"), dtype=np.float32) / 255.0
+    return np.asarray(opened(path, "L", max_pixels), dtype=np.float32) / 255.0
 
 
-def fitted(path: Path, image_shape: tuple[int, ...]) -> np.ndarray:
+def fitted(path: Path, image_shape: tuple[int, ...], max_pixels: int | None = None) -> np.ndarray:
     """A picture converted to the shape's channels and resized to its height and width, float32 in [0, 1]."""
     height, width, channels = image_shape
-    image = opened(path, "RGB" if channels == 3 else "L").resize((width, height), Image.Resampling.BILINEAR)
+    image = opened(path, "RGB" if channels == 3 else "L", max_pixels)
+    image = image.resize((width, height), Image.Resampling.BILINEAR)
     return (np.asarray(image, dtype=np.float32) / 255.0).reshape(image_shape)
 
 
@@ -70,7 +84,14 @@ def normalize(gray: np.ndarray) -> np.ndarray:
     return np.clip(field, 0.0, 1.0)
 
 
-def load_input(path: Path, image_shape: tuple[int, ...], prepare: str = "fit") -> np.ndarray:
+def is_uniform(array: np.ndarray) -> bool:
+    """Whether a prepared input is one flat value (a blank, uniform or 1x1 picture): nothing to classify."""
+    return float(np.ptp(array)) < UNIFORM
+
+
+def load_input(
+    path: Path, image_shape: tuple[int, ...], prepare: str = "fit", max_pixels: int | None = None
+) -> np.ndarray:
     """One model input from a picture (prepared as ``digit`` or ``fit``) or a ``.npy`` array of the image shape.
 
     Arrays may hold pixels in [0, 1] or [0, 255]; a wrong shape, or a NaN or infinite value,
@@ -87,5 +108,5 @@ def load_input(path: Path, image_shape: tuple[int, ...], prepare: str = "fit") -
             array = array / 255.0
         return array.reshape(image_shape)
     if prepare == "digit":
-        return normalize(to_gray(path)).reshape(image_shape)
-    return fitted(path, tuple(image_shape))
+        return normalize(to_gray(path, max_pixels)).reshape(image_shape)
+    return fitted(path, tuple(image_shape), max_pixels)

@@ -9,7 +9,7 @@ import numpy as np
 from mlflow import MlflowClient
 from omegaconf import DictConfig
 
-from mnist_exp.images import load_input
+from mnist_exp.images import is_uniform, load_input
 from mnist_exp.tracking.registry import ResolvedModel, run_config
 
 
@@ -21,8 +21,14 @@ def preparation(dataset: DictConfig) -> str:
     return dataset.get("predict_as") or ("digit" if dataset.name == "mnist" else "fit")
 
 
-def predict_files(client: MlflowClient, resolved: ResolvedModel, files: list[Path]) -> list[dict]:
-    """One result per file: its class, class name and probability, or the error that kept it out."""
+def predict_files(
+    client: MlflowClient, resolved: ResolvedModel, files: list[Path], max_pixels: int | None = None
+) -> list[dict]:
+    """One result per file: its class, class name and probability, or the error that kept it out.
+
+    A file whose input holds no ink (blank, uniform, 1x1) is classified with a ``warning``;
+    one of more than ``max_pixels`` pixels is refused before it is decoded.
+    """
     dataset = run_config(client, resolved.run).dataset
     shape = tuple(dataset.image_shape)
     prepare = preparation(dataset)
@@ -31,8 +37,10 @@ def predict_files(client: MlflowClient, resolved: ResolvedModel, files: list[Pat
     inputs: list[np.ndarray] = []
     for path in files:
         try:
-            inputs.append(load_input(path, shape, prepare))
+            inputs.append(load_input(path, shape, prepare, max_pixels))
             results.append({"file": str(path)})
+            if is_uniform(inputs[-1]):
+                results[-1]["warning"] = "the image is uniform (no ink): its class means nothing"
         except Exception as exc:  # any unreadable file is reported on its own line
             results.append({"file": str(path), "error": f"{type(exc).__name__}: {exc}"})
     if inputs:

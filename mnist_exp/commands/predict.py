@@ -19,7 +19,8 @@ def print_results(results: list[dict], as_json: bool) -> None:
         if "error" in r:
             print(f"{r['file']}: error: {r['error']}")
         else:
-            print(f"{r['file']}: {r['class']} ({r['name']}) p={r['probability']:.3f}")
+            warning = f" (warning: {r['warning']})" if "warning" in r else ""
+            print(f"{r['file']}: {r['class']} ({r['name']}) p={r['probability']:.3f}{warning}")
 
 
 @reports_errors
@@ -29,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", required=True, help="models:/<name>/<version>, models:/<model id>, or a run id")
     parser.add_argument("files", nargs="+", type=Path, help="images (.png, .jpg) or arrays (.npy)")
     parser.add_argument("--json", action="store_true", help="print one JSON list instead of lines")
+    parser.add_argument(
+        "--max-pixels", type=int, default=40_000_000, help="refuse larger images before decoding them (default 40M)"
+    )
     add_store_option(parser)
     args = parser.parse_args(argv)
 
@@ -37,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     from mnist_exp.tracking.registry import resolve
 
     client = store_client(args)
-    results = predict_files(client, resolve(client, args.model), args.files)
+    results = predict_files(client, resolve(client, args.model), args.files, args.max_pixels)
     print_results(results, args.json)
     return 1 if any("error" in r for r in results) else 0
 

@@ -144,3 +144,30 @@ def test_predict_refuses_an_array_that_is_not_finite(capsys, tmp_path, store_uri
     np.save(broken, np.full((28, 28), np.nan, dtype=np.float32))
     assert predict_main(["--model", run_id, "--tracking-uri", store_uri, str(broken)]) == 1
     assert capsys.readouterr().out.strip() == f"{broken}: error: ValueError: array holds 784 NaN or infinite values"
+
+
+def test_predict_warns_on_images_with_no_ink_and_refuses_huge_ones_before_decoding(
+    capsys, tmp_path, pictures, store_uri, run_id
+) -> None:
+    from PIL import Image
+
+    blank, grey, dot = tmp_path / "blank.png", tmp_path / "grey.png", tmp_path / "dot.png"
+    Image.new("L", (56, 56), 0).save(blank)
+    Image.new("L", (40, 30), 128).save(grey)
+    Image.new("L", (1, 1), 255).save(dot)
+    huge = tmp_path / "huge.png"
+    Image.new("L", (3000, 2000), 0).save(huge)  # 6 M pixels, over the 5 M limit given below
+    good = pictures["digit4.png"][0]
+    files = [blank, grey, dot, huge, good]
+    code = predict_main(["--model", run_id, "--tracking-uri", store_uri, "--max-pixels", "5000000", *map(str, files)])
+    lines = capsys.readouterr().out.splitlines()
+    assert code == 1
+    for line, path in zip(lines[:3], files[:3], strict=True):
+        assert line.startswith(f"{path}: ") and line.endswith(
+            "(warning: the image is uniform (no ink): its class means nothing)"
+        ), line
+    assert lines[3] == (
+        f"{huge}: error: ImageTooLargeError: 3000x2000 is 6,000,000 pixels, more than the limit of 5,000,000; "
+        "shrink it, or raise --max-pixels"
+    )
+    assert lines[4].startswith(f"{good}: 4 (4) p=") and "warning" not in lines[4]
