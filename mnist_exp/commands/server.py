@@ -16,9 +16,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from mnist_exp.config import compose
-    from mnist_exp.tracking.servers import serve, server_command
+    from mnist_exp.tracking.servers import exposure_warning, serve, server_command
 
     cfg = compose(args.overrides, config_name="server")
+    if warning := exposure_warning(cfg.host, cfg.port, authenticated=cfg.app_name == "basic-auth"):
+        print(warning, file=sys.stderr, flush=True)
     label = f"MLflow tracking server on {cfg.backend_store_uri}, artifacts in {cfg.artifacts_destination}"
     return serve(server_command(cfg), cfg.host, cfg.port, label, cfg.startup_timeout)
 

@@ -15,6 +15,46 @@ from omegaconf import DictConfig
 from mnist_exp.tracking import store
 from mnist_exp.tracking.names import TEST_ACCURACY
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def this_machine_names(host: str) -> list[str]:
+    """The names and addresses a remote client may use for this machine: its host name, FQDN and addresses."""
+    names = {socket.gethostname(), socket.getfqdn(), "localhost", "127.0.0.1"}
+    if host not in ("0.0.0.0", "::"):
+        names.add(host)
+    with contextlib.suppress(OSError):
+        names |= {info[4][0] for info in socket.getaddrinfo(socket.gethostname(), None)}
+    return sorted(names)
+
+
+def network_options(host: str, port: int, allowed_hosts: str | None, cors_origins: str | None) -> list[str]:
+    """MLflow's --allowed-hosts and --cors-allowed-origins for a server bound beyond loopback.
+
+    MLflow 3 answers only Host headers of localhost and private addresses by default, so a
+    client that used this machine's name got "403 Invalid Host header". Unless given, both
+    lists are this machine's names and addresses.
+    """
+    if host in LOOPBACK and allowed_hosts is None and cors_origins is None:
+        return []
+    names = this_machine_names(host)
+    hosts = allowed_hosts or ",".join(f"{name},{name}:{port}" for name in names)
+    origins = cors_origins or ",".join(f"http://{name}:{port}" for name in names)
+    return ["--allowed-hosts", hosts, "--cors-allowed-origins", origins]
+
+
+def exposure_warning(host: str, port: int, authenticated: bool) -> str | None:
+    """The warning for a server every machine that reaches this one can use; None on loopback."""
+    if host in LOOPBACK:
+        return None
+    if authenticated:
+        return f"warning: serving on {host}:{port} beyond this machine; users log in (basic-auth)"
+    return (
+        f"warning: serving on {host}:{port} beyond this machine, with no authentication: whoever reaches it can "
+        "read, change and delete runs. For a shared server: mnist-exp-server app_name=basic-auth "
+        "(docs: Beyond one machine)"
+    )
+
 
 def wait_for_port(host: str, port: int, process: subprocess.Popen, timeout: float) -> bool:
     """True once something accepts connections on host:port; False if the process dies or time runs out."""
@@ -88,7 +128,7 @@ def landing_page(uri: str) -> str:
     return f"#/experiments/{newest[0].info.experiment_id}/runs?{MODEL_TRAINING_VIEW}&{BEST_FIRST}"
 
 
-def ui_command(uri: str, host: str, port: int) -> list[str]:
+def ui_command(uri: str, host: str, port: int, allowed_hosts: str | None = None) -> list[str]:
     """``mlflow ui`` on the store at ``uri``, one worker."""
     return [
         sys.executable,
@@ -103,6 +143,7 @@ def ui_command(uri: str, host: str, port: int) -> list[str]:
         str(port),
         "--workers",
         "1",
+        *network_options(host, port, allowed_hosts, None),
     ]
 
 
@@ -125,4 +166,5 @@ def server_command(cfg: DictConfig) -> list[str]:
         "--workers",
         str(cfg.workers),
     ]
+    command += network_options(cfg.host, cfg.port, cfg.allowed_hosts, cfg.cors_allowed_origins)
     return command + (["--app-name", cfg.app_name] if cfg.app_name else [])

@@ -1,0 +1,46 @@
+"""Serving beyond loopback: a warning that there is no authentication, and remote clients answered.
+
+The server binds every interface of a network namespace of the test's own (``unshare --net``,
+loopback only), and a client there asks for it by this machine's name, as a remote client would.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None, reason="network namespaces need root"),
+]
+
+CLIENT = textwrap.dedent(
+    """
+    import http.client, subprocess, sys, time
+    ui = subprocess.Popen(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    banner = ui.stdout.readline() + ui.stdout.readline()
+    connection = http.client.HTTPConnection("127.0.0.1", 5000, timeout=30)
+    connection.request("GET", "/", headers={"Host": "%s:5000"})
+    print("status", connection.getresponse().status)
+    ui.terminate()
+    print("stderr", ui.communicate(timeout=30)[1])
+    """
+)
+
+
+def test_the_ui_bound_beyond_loopback_warns_and_answers_clients_that_use_this_machines_name(tmp_path) -> None:
+    ui = [sys.executable, "-m", "mnist_exp.commands.ui", "--host", "0.0.0.0", "--port", "5000",
+          "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"]  # fmt: skip
+    client = [sys.executable, "-c", CLIENT % socket.gethostname(), *ui]
+    namespace = ["unshare", "--net", "--pid", "--fork", "--mount-proc"]
+    script = f"ip link set lo up && {shlex.join(client)}"
+    result = subprocess.run([*namespace, "bash", "-c", script], capture_output=True, text=True, timeout=180)
+    assert "status 200" in result.stdout, result.stdout + result.stderr[-3000:]
+    assert "warning: serving on 0.0.0.0:5000 beyond this machine, with no authentication" in result.stdout
