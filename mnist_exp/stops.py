@@ -5,8 +5,11 @@ Light (no TensorFlow): the ``mnist-exp`` command and the launcher plugins import
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import threading
+from pathlib import Path
 
 # What SLURM sends before a job's time limit when submitit submits it (``--signal=USR2@signal_delay_s``).
 TIME_LIMIT_SIGNAL = signal.SIGUSR2
@@ -47,3 +50,57 @@ def stopping_signal(exc: BaseException | None) -> int | None:
 def is_stop(exc: BaseException) -> bool:
     """Whether ``exc`` asks the process to stop (a signal, Ctrl-C, ``sys.exit``) rather than reports a failure."""
     return isinstance(exc, KeyboardInterrupt | SystemExit)
+
+
+def child_processes(pid: int | None = None) -> list[int]:
+    """The processes ``pid`` (default: this one) started, and theirs, from ``/proc``."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, queue = [], [pid or os.getpid()]
+    while queue:
+        children = parents.get(queue.pop(), [])
+        found += children
+        queue += children
+    return found
+
+
+class WorkerStops:
+    """In a sweep's driver: Ctrl-C or SIGTERM is handed to the worker processes as SIGTERM, so each ends its run
+    KILLED with its checkpoint; the driver then stops when they have (at most ``grace_s`` later). A second
+    signal, or a driver with no workers (jobs in this process, or on a cluster), stops at once.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, grace_s: float) -> None:
+        self.grace_s = grace_s
+        self.received: int | None = None
+        self._previous: dict[int, object] = {}
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for signum in self.SIGNALS:
+            if signal.getsignal(signum) is not signal.SIG_IGN:
+                self._previous[signum] = signal.signal(signum, self._on_signal)
+
+    def uninstall(self) -> None:
+        signal.alarm(0)
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        workers = child_processes()
+        if self.received is not None or not workers:
+            raise Stopped(signum)
+        self.received = signum
+        for pid in workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        # The workers' jobs end as stopped, and the launcher returns; should it not, stop anyway.
+        signal.signal(signal.SIGALRM, lambda *_: self._on_signal(signum, None))
+        signal.alarm(max(1, round(self.grace_s)))

@@ -22,13 +22,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from mnist_exp.config import compose
-    from mnist_exp.tracking.store import bound_requests
-    from mnist_exp.tracking.sync import run_folders, sync_folder
+    from mnist_exp.tracking import liveness
+    from mnist_exp.tracking.store import bound_requests, open_existing_store
+    from mnist_exp.tracking.sync import run_folders, stores_of, sync_folder
 
     tracking_cfg = compose().tracking
     bound_requests(tracking_cfg)
     folders = args.folders or run_folders(args.runs_dir or Path(tracking_cfg.runs_dir).expanduser())
     results = [sync_folder(folder, tracking_cfg.dead_after_s) for folder in folders]
+    for uri in stores_of(folders):  # a sweep's parent has no folder: its store is asked for dead runs
+        liveness.end_dead_runs(open_existing_store(uri), tracking_cfg.dead_after_s)
     print(f"{sum(results)} of {len(results)} runs complete in their stores")
     return 0 if all(results) else 1
 

@@ -13,6 +13,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, read_write
 
+from mnist_exp.stops import WorkerStops
 from mnist_exp.tracking.jobs import OPEN_SWEEPS
 from mnist_exp.tracking.names import PARENT_ENV, TRACKING_URI_ENV
 
@@ -37,9 +38,12 @@ class MlflowSweepCallback(Callback):
     """Opens the sweep's parent run before the jobs and summarises them after.
 
     If the parent cannot be opened the sweep stops there, loudly (Hydra would
-    only warn and run the jobs as orphans). A sweep stopped by Ctrl-C or SIGTERM
-    is closed by ``close_interrupted``: its parent ends KILLED with a summary.
+    only warn and run the jobs as orphans). Ctrl-C or SIGTERM is handed to the
+    jobs' worker processes first (``WorkerStops``); a sweep stopped is closed by
+    ``close_interrupted``: its parent ends KILLED with a summary.
     """
+
+    stops: WorkerStops | None = None  # the sweep's handling of Ctrl-C and SIGTERM while its jobs run
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from mnist_exp import errors
@@ -56,10 +60,14 @@ class MlflowSweepCallback(Callback):
         os.environ[PARENT_ENV] = run_id
         pass_to_jobs(config, {PARENT_ENV: run_id} | {k: os.environ[k] for k in (TRACKING_URI_ENV,) if k in os.environ})
         OPEN_SWEEPS[run_id] = config
+        self.stops = WorkerStops(config.sweep.stop_grace_s)
+        self.stops.install()
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from mnist_exp.tracking import sweeps
 
+        if self.stops is not None:
+            self.stops.uninstall()
         parent = os.environ.pop(PARENT_ENV, None)
         if parent is not None:
             sweeps.close(config, parent, interrupted=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -57,3 +58,9 @@ def sync_folder(folder: Path, dead_after_s: float) -> bool:
 def run_folders(runs_dir: Path) -> list[Path]:
     """Every run folder under ``runs_dir`` (each holds a ``run.json``)."""
     return sorted(info.parent for info in runs_dir.glob(f"*/{RUN_INFO}"))
+
+
+def stores_of(folders: list[Path]) -> list[str]:
+    """The stores the run folders write to (each once), from their ``run.json``."""
+    uris = [json.loads((folder / RUN_INFO).read_text())["tracking_uri"] for folder in folders]
+    return list(dict.fromkeys(uris))

@@ -573,6 +573,53 @@ def test_an_interrupted_sweep_ends_killed_with_a_summary(tmp_path, synthetic) ->
     }
 
 
+@pytest.mark.parametrize("presses", [1, 2])
+def test_ctrl_c_on_a_parallel_sweep_ends_it_within_10_s_in_a_few_lines(tmp_path, synthetic, presses) -> None:
+    """One Ctrl-C: the workers' runs end KILLED with their checkpoints and the parent KILLED with the summary of
+    what finished (nothing, here). A second Ctrl-C at once still leaves no run RUNNING."""
+    store = tmp_path / "mlruns"
+    process = launch(tmp_path, "mnist_exp.commands.train", "-m", *synthetic, *FAST, f"tracking.store_dir={store}",
+                     f"hydra.sweep.dir={tmp_path / 'sweep'}", "training.epochs=200", "training.verbose=2",
+                     "launcher=local_parallel", "optimizer.learning_rate=0.001,0.002")  # fmt: skip
+    seen = wait_for(process, "Epoch 3/200")
+    seen += wait_for(process, "Epoch 3/200")  # both workers train
+    for _ in range(presses):
+        process.send_signal(signal.SIGINT)
+        time.sleep(0.2)
+    pressed = time.monotonic()
+    output = finish(process, timeout=60)
+    assert time.monotonic() - pressed < 10
+    assert process.returncode == 130, output[-3000:]
+    assert "Traceback" not in output and "AttributeError" not in output, output[-3000:]
+    assert len([line for line in output.splitlines() if not line.startswith(("Epoch", "16/16"))]) <= 25, output
+    runs = runs_in(store)
+    (parent,) = [r for r in runs if r.data.tags.get("sweep.role") == "parent"]
+    jobs = [r for r in runs if r is not parent]
+    assert parent.info.status == "KILLED"
+    assert [r.info.status for r in jobs] == ["KILLED", "KILLED"]
+    if presses == 1:
+        assert "0 finished, 0 failed" in output
+        assert parent.data.metrics["jobs_finished"] == 0
+        client = MlflowClient(f"sqlite:///{store / 'mlflow.db'}")
+        for job in jobs:
+            assert {a.path for a in client.list_artifacts(job.info.run_id, "checkpoint")} == CHECKPOINT
+
+
+def test_a_sweep_whose_driver_was_killed_is_marked_by_the_next_command(tmp_path, synthetic) -> None:
+    store = tmp_path / "mlruns"
+    process = launch(tmp_path, "mnist_exp.commands.train", "-m", *synthetic, *FAST, f"tracking.store_dir={store}",
+                     f"hydra.sweep.dir={tmp_path / 'sweep'}", "training.epochs=200", "training.verbose=2",
+                     "optimizer.learning_rate=0.001,0.002")  # fmt: skip
+    wait_for(process, "Epoch 2/200")
+    process.kill()
+    process.wait()
+    assert sorted(r.info.status for r in runs_in(store)) == ["RUNNING", "RUNNING"]
+    run_module(tmp_path, "mnist_exp.commands.sync", "--runs-dir", str(store / "runs"))
+    runs = runs_in(store)
+    assert [r.info.status for r in runs] == ["KILLED", "KILLED"]
+    assert all(r.data.tags["stop.reason"].startswith("process died (pid ") for r in runs)
+
+
 def test_a_sweep_whose_parent_cannot_be_opened_runs_no_job(tmp_path, synthetic) -> None:
     uri = f"http://127.0.0.1:{free_port()}"
     result = subprocess.run(
