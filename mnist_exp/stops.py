@@ -9,6 +9,8 @@ import contextlib
 import os
 import signal
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 # What SLURM sends before a job's time limit when submitit submits it (``--signal=USR2@signal_delay_s``).
@@ -71,12 +73,15 @@ class WorkerStops:
     """In a sweep's driver: Ctrl-C or SIGTERM is handed to the worker processes as SIGTERM, so each ends its run
     KILLED with its checkpoint; the driver then stops when they have (at most ``grace_s`` later). A second
     signal, or a driver with no workers (jobs in this process, or on a cluster), stops at once.
+
+    The handler waits, holding the driver's main thread, until ``settled()`` says the workers' runs have
+    ended: a launcher that learns of the first stopped job kills the other workers (joblib does, with SIGKILL).
     """
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-    def __init__(self, grace_s: float) -> None:
-        self.grace_s = grace_s
+    def __init__(self, grace_s: float, settled: Callable[[], bool]) -> None:
+        self.grace_s, self.settled = grace_s, settled
         self.received: int | None = None
         self._previous: dict[int, object] = {}
 
@@ -101,6 +106,14 @@ class WorkerStops:
         for pid in workers:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + self.grace_s
+        while time.monotonic() < deadline:
+            time.sleep(0.2)
+            with contextlib.suppress(Exception):  # the store may be away: the grace period bounds the wait
+                if self.settled():
+                    break
+        else:
+            raise Stopped(signum)
         # The workers' jobs end as stopped, and the launcher returns; should it not, stop anyway.
         signal.signal(signal.SIGALRM, lambda *_: self._on_signal(signum, None))
         signal.alarm(max(1, round(self.grace_s)))

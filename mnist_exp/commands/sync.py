@@ -29,8 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     tracking_cfg = compose().tracking
     bound_requests(tracking_cfg)
     folders = args.folders or run_folders(args.runs_dir or Path(tracking_cfg.runs_dir).expanduser())
+    stores = stores_of(folders)  # read first: a folder whose run is whole goes once synced
     results = [sync_folder(folder, tracking_cfg.dead_after_s) for folder in folders]
-    for uri in stores_of(folders):  # a sweep's parent has no folder: its store is asked for dead runs
+    for uri in stores:  # a sweep's parent has no folder: its store is asked for dead runs
         liveness.end_dead_runs(open_existing_store(uri), tracking_cfg.dead_after_s)
     print(f"{sum(results)} of {len(results)} runs complete in their stores")
     return 0 if all(results) else 1

@@ -60,7 +60,7 @@ class MlflowSweepCallback(Callback):
         os.environ[PARENT_ENV] = run_id
         pass_to_jobs(config, {PARENT_ENV: run_id} | {k: os.environ[k] for k in (TRACKING_URI_ENV,) if k in os.environ})
         OPEN_SWEEPS[run_id] = config
-        self.stops = WorkerStops(config.sweep.stop_grace_s)
+        self.stops = WorkerStops(config.sweep.stop_grace_s, settled=lambda: sweeps.no_job_running(config, run_id))
         self.stops.install()
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:

@@ -79,6 +79,12 @@ def end_running_jobs(config: DictConfig, parent: str, why: str) -> None:
             client.set_terminated(run.info.run_id, "KILLED")
 
 
+def no_job_running(config: DictConfig, parent: str) -> bool:
+    """Whether none of the sweep's job runs is RUNNING (each has recorded its end)."""
+    client = store.open_store(config.tracking.uri)
+    return all(run.info.status != "RUNNING" for run in reports.children(client, parent))
+
+
 def open_parent(config: DictConfig) -> str:
     """Create the store if needed and the sweep's parent run (``sweep.resume``: reopen it); note it in the folder."""
     experiment_id = store.connect(config.tracking)  # creates and migrates the store once, here

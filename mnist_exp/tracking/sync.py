@@ -62,5 +62,9 @@ def run_folders(runs_dir: Path) -> list[Path]:
 
 def stores_of(folders: list[Path]) -> list[str]:
     """The stores the run folders write to (each once), from their ``run.json``."""
-    uris = [json.loads((folder / RUN_INFO).read_text())["tracking_uri"] for folder in folders]
+    uris = [
+        json.loads((folder / RUN_INFO).read_text())["tracking_uri"]
+        for folder in folders
+        if (folder / RUN_INFO).is_file()
+    ]
     return list(dict.fromkeys(uris))

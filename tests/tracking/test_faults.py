@@ -122,7 +122,10 @@ def test_store_errors_name_the_store_and_the_fix(tmp_path, synthetic) -> None:
     damaged = tmp_path / "damaged"
     damaged.mkdir()
     (damaged / "mlflow.db").write_bytes(b"this is no database" * 100)
-    with pytest.raises(TrackingError, match=r"not a readable SQLite database.*Fix: move .* aside"):
+    with pytest.raises(
+        TrackingError,
+        match=r"the file is damaged \(not a readable SQLite database\).*Fix: recover what it holds with sqlite3 ",
+    ):
         train(compose([*synthetic, *FAST, f"tracking.store_dir={damaged}"]))
 
 
