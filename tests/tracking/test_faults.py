@@ -316,7 +316,7 @@ def test_a_stop_at_any_moment_is_resumed_in_the_same_run(tmp_path, synthetic, mo
         f"tracking.store_dir={store}",
         "training.epochs=3",
         "training.steps_per_execution=1",
-        "tracking.log_model=true",  # about 2 s of logging after the last epoch
+        f"tracking.log_model={moment == 'while the model is logged'}",  # about 2 s of logging after the last epoch
     ]
     process = launch(tmp_path, "mnist_exp.commands.train", *settings, "training.verbose=2")
     wait_for(process, line, after)
@@ -343,7 +343,8 @@ def test_a_stop_at_any_moment_is_resumed_in_the_same_run(tmp_path, synthetic, mo
         resumed = train(compose([f"tracking.store_dir={store}", f"resume={run.info.run_id}"]))
         assert resumed["run_id"] == run.info.run_id
     assert [r.info.status for r in runs_in(store)] == ["FINISHED"]
-    assert_whole(MlflowClient(f"sqlite:///{store / 'mlflow.db'}"), run.info.run_id, epochs=3, model=True)
+    assert_whole(MlflowClient(f"sqlite:///{store / 'mlflow.db'}"), run.info.run_id, epochs=3,
+                 model=moment == "while the model is logged")  # fmt: skip
 
 
 def test_two_resumes_of_one_run_at_once_one_is_refused_in_one_line(tmp_path, synthetic) -> None:
@@ -432,43 +433,36 @@ def test_a_full_disk_ends_the_run_in_one_line_and_resume_logs_each_epoch_once(tm
             assert steps(client, run_id, metric) == [1, 2, 3, 4], metric
 
 
-DAMAGE = {
-    "a truncated model file": ("model.keras", lambda path: path.write_bytes(path.read_bytes()[:1000])),
-    "an unreadable state file": ("state.json", lambda path: path.write_text('{"epochs_done": 2, "hist')),
-}
-
-
-@pytest.mark.parametrize("damage", DAMAGE)
-def test_a_damaged_checkpoint_falls_back_to_the_stores_copy_or_gets_one_line(tmp_path, synthetic, damage) -> None:
-    name, spoil = DAMAGE[damage]
+def test_a_damaged_checkpoint_falls_back_to_the_stores_copy_or_gets_one_line(tmp_path, synthetic) -> None:
+    """A truncated model file with an intact copy in the store: resumed from that copy. A cut state file
+    with no copy in the store (the process was killed outright): one line."""
     store = tmp_path / "mlruns"
     settings = [*synthetic, *FAST, f"tracking.store_dir={store}", "training.epochs=3", "training.verbose=2"]
     process = launch(tmp_path, "mnist_exp.commands.train", *settings)
+    killed = launch(tmp_path, "mnist_exp.commands.train", *settings, "training.seed=7")
     wait_for(process, "Epoch 3/3")
     process.send_signal(signal.SIGINT)  # KILLED: the checkpoint of epoch 2 goes to the store too
     finish(process)
-    (run,) = runs_in(store)
-    checkpoint = store / "runs" / run.info.run_id / "checkpoint"
-    spoil(checkpoint / name)
-    run_module(tmp_path, "mnist_exp.commands.train", f"tracking.store_dir={store}", f"resume={run.info.run_id}")
-    assert_whole(MlflowClient(f"sqlite:///{store / 'mlflow.db'}"), run.info.run_id, epochs=3)
-
-    # Killed outright, the run has no copy in the store: the damage gets one line.
-    killed = launch(tmp_path, "mnist_exp.commands.train", *settings, "training.seed=7")
     wait_for(killed, "Epoch 3/3")
     killed.kill()
     killed.wait()
-    (run,) = [r for r in runs_in(store) if r.info.status == "RUNNING"]
-    spoil(store / "runs" / run.info.run_id / "checkpoint" / name)
+    (stopped,) = [r for r in runs_in(store) if r.info.status == "KILLED"]
+    (dead,) = [r for r in runs_in(store) if r.info.status == "RUNNING"]
+    model = store / "runs" / stopped.info.run_id / "checkpoint" / "model.keras"
+    model.write_bytes(model.read_bytes()[:1000])
+    (store / "runs" / dead.info.run_id / "checkpoint" / "state.json").write_text('{"epochs_done": 2, "hist')
+
+    run_module(tmp_path, "mnist_exp.commands.train", f"tracking.store_dir={store}", f"resume={stopped.info.run_id}")
+    assert_whole(MlflowClient(f"sqlite:///{store / 'mlflow.db'}"), stopped.info.run_id, epochs=3)
     result = subprocess.run(
-        [sys.executable, "-m", "mnist_exp.commands.train", f"tracking.store_dir={store}", f"resume={run.info.run_id}"],
+        [sys.executable, "-m", "mnist_exp.commands.train", f"tracking.store_dir={store}", f"resume={dead.info.run_id}"],
         cwd=tmp_path, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 1 and "Traceback" not in result.stderr
     (error,) = [line for line in result.stderr.splitlines() if "damaged" in line or line.startswith("error")]
-    assert error.startswith(f"error: resume: run {run.info.run_id}'s checkpoint is damaged (")
-    assert "and the store has no intact copy. Fix: move" in error
-    assert MlflowClient(f"sqlite:///{store / 'mlflow.db'}").get_run(run.info.run_id).info.status == "KILLED"
+    assert error.startswith(f"error: resume: run {dead.info.run_id}'s checkpoint is damaged (")
+    assert "state.json cannot be read (JSONDecodeError)) and the store has no intact copy. Fix: move" in error
+    assert MlflowClient(f"sqlite:///{store / 'mlflow.db'}").get_run(dead.info.run_id).info.status == "KILLED"
 
 
 def damage_table(database: Path, table: str) -> None:
