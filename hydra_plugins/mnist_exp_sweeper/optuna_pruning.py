@@ -54,8 +54,9 @@ class OptunaPruningSweeper(Sweeper):
         space, fixed = search_space([*(f"{k}={v}" for k, v in self.params.items()), *arguments])
         parent = os.environ.get(PARENT_ENV)
         name = self.study_name or f"mnist-exp-{parent}"
+        storage = optuna.storages.RDBStorage(self.storage)
         study = optuna.create_study(
-            storage=self.storage,
+            storage=storage,
             study_name=name,
             direction=self.direction,
             sampler=self.sampler,
@@ -76,7 +77,7 @@ class OptunaPruningSweeper(Sweeper):
             "study %s (%s): %d trials in all, %d already there, %d at a time; pruner %s",
             name, self.storage, self.n_trials, len(study.trials), n_jobs, type(self.pruner).__name__,
         )  # fmt: skip
-        run = StudyRun(study, self.storage, space, fixed, self.n_trials, n_jobs, first_job=len(study.trials))
+        run = StudyRun(study, storage, self.storage, space, fixed, self.n_trials, n_jobs, first_job=len(study.trials))
         run.run(self.launch)
         return study
 

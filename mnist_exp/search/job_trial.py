@@ -13,16 +13,21 @@ import optuna
 from mnist_exp.tracking.names import OPTUNA_STORAGE_ENV, OPTUNA_STUDY_ENV, OPTUNA_TRIAL_ENV
 
 
+def trial_id(storage: optuna.storages.BaseStorage, study_name: str, number: int) -> int:
+    """The storage's id of trial ``number`` of the study (Optuna's public storage API)."""
+    return storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(study_name), number)
+
+
 @dataclass(frozen=True)
 class JobTrial:
-    """Where a job's trial lives: the storage URL, the study's name and the trial's id."""
+    """Where a job's trial lives: the storage URL, the study's name and the trial's number."""
 
     storage: str
     study: str
-    trial_id: int
+    number: int
 
     def env(self) -> dict[str, str]:
-        return {OPTUNA_STORAGE_ENV: self.storage, OPTUNA_STUDY_ENV: self.study, OPTUNA_TRIAL_ENV: str(self.trial_id)}
+        return {OPTUNA_STORAGE_ENV: self.storage, OPTUNA_STUDY_ENV: self.study, OPTUNA_TRIAL_ENV: str(self.number)}
 
     @classmethod
     def from_env(cls) -> JobTrial | None:
@@ -33,8 +38,9 @@ class JobTrial:
 
     def open(self) -> optuna.Trial:
         """The trial, in its study as the sweeper configured it (the pruner decides in this process)."""
-        study = optuna.load_study(study_name=self.study, storage=self.storage, pruner=sweep_pruner())
-        return optuna.Trial(study, self.trial_id)
+        storage = optuna.storages.RDBStorage(self.storage)
+        study = optuna.load_study(study_name=self.study, storage=storage, pruner=sweep_pruner())
+        return optuna.Trial(study, trial_id(storage, self.study, self.number))
 
 
 def sweep_pruner() -> optuna.pruners.BasePruner:

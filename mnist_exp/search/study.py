@@ -12,14 +12,14 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import optuna
 from optuna.distributions import BaseDistribution
 from optuna.trial import TrialState
 
-from mnist_exp.search.job_trial import JobTrial
+from mnist_exp.search.job_trial import JobTrial, trial_id
 from mnist_exp.search.space import as_override
 from mnist_exp.tracking.names import PRUNED_EPOCH_ATTR
 
@@ -32,7 +32,8 @@ class StudyRun:
     """One sweep over a study: what to sample, how many trials in all, how many at a time."""
 
     study: optuna.Study
-    storage: str
+    storage: optuna.storages.BaseStorage  # the study's, for what a Trial object does not say
+    url: str
     space: dict[str, BaseDistribution]
     fixed: list[str]
     n_trials: int
@@ -57,9 +58,8 @@ class StudyRun:
                 return None
             if self._leftover:
                 number = self._leftover.pop(0)
-                trial = optuna.Trial(self.study, self.study._storage.get_trial_id_from_study_id_trial_number(
-                    self.study._study_id, number))  # fmt: skip
-                params = self.study._storage.get_trial(trial._trial_id).params
+                trial = optuna.Trial(self.study, self.trial_id(number))
+                params = self.storage.get_trial(self.trial_id(number)).params
             elif self._to_ask > 0:
                 self._to_ask -= 1
                 trial = self.study.ask(self.space)
@@ -67,14 +67,17 @@ class StudyRun:
             else:
                 return None
             job, self._next_job = self._next_job, self._next_job + 1
-        job_trial = JobTrial(self.storage, self.study.study_name, trial._trial_id)
+        job_trial = JobTrial(self.url, self.study.study_name, trial.number)
         environment = [f"+hydra.job.env_set.{k}='{v}'" for k, v in job_trial.env().items()]
         overrides = [*self.fixed, *(as_override(k, v) for k, v in params.items()), *environment]
         return trial, overrides, job
 
+    def trial_id(self, number: int) -> int:
+        return trial_id(self.storage, self.study.study_name, number)
+
     def tell(self, trial: optuna.Trial, value: float | None) -> None:
         """Record how the trial's job ended: pruned, failed, or its objective."""
-        attrs = self.study._storage.get_trial(trial._trial_id).user_attrs
+        attrs = self.storage.get_trial(self.trial_id(trial.number)).user_attrs  # as the job left them
         if PRUNED_EPOCH_ATTR in attrs:
             self.study.tell(trial, state=TrialState.PRUNED)
         elif value is None or not math.isfinite(value):
@@ -122,8 +125,3 @@ class StudyRun:
         except BaseException:
             self.stopping.set()  # no new trials
             raise
-
-
-def fixed_overrides(arguments: Sequence[str], space: dict[str, BaseDistribution]) -> list[str]:
-    """Command-line overrides that are not swept, minus any the search space redefines."""
-    return [a for a in arguments if a.split("=", 1)[0].lstrip("+~") not in space]

@@ -87,7 +87,7 @@ CHECKPOINT_STATE = "state.json"
 # An Optuna search: the study and trial a sweep job reports to (set per job by the sweeper).
 OPTUNA_STORAGE_ENV = "MNIST_EXP_OPTUNA_STORAGE"
 OPTUNA_STUDY_ENV = "MNIST_EXP_OPTUNA_STUDY"
-OPTUNA_TRIAL_ENV = "MNIST_EXP_OPTUNA_TRIAL"  # the trial's id in the storage
+OPTUNA_TRIAL_ENV = "MNIST_EXP_OPTUNA_TRIAL"  # the trial's number in its study
 PRUNED_TAG = "sweep.pruned"  # "true" on a job its pruner stopped early
 PRUNED_EPOCH_TAG = "sweep.pruned_epoch"  # the last epoch it trained
 PRUNED_EPOCH_ATTR = "pruned_epoch"  # the same, as the Optuna trial's user attribute
