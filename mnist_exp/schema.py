@@ -29,6 +29,11 @@ class ConfigError(UserError, ValueError):
     """A config value is out of its type or range; the message names each field and the fix."""
 
 
+# A field's mark that it says where or how a run is recorded or computed, not what it computes:
+# the config hash (which runs count as "the same config") leaves it out.
+NOT_HASHED = {"hashed": False}
+
+
 class Strict(BaseModel):
     """Unknown keys are errors, so a misspelt key in a YAML file is caught too."""
 
@@ -94,7 +99,7 @@ class IdxSettings(Strict):
     train_size: PositiveInt
     test_size: PositiveInt
     files: IdxFiles
-    sources: list[dict[str, Any]]
+    sources: list[dict[str, Any]] = Field(json_schema_extra=NOT_HASHED)
 
 
 IDX_FORMAT = "mnist_exp.data.store.IdxFormat"
@@ -109,7 +114,7 @@ class Dataset(BaseModel):
     image_shape: tuple[PositiveInt, PositiveInt, Literal[1, 3]]
     num_classes: Annotated[int, Field(ge=2)]
     class_names: list[str]
-    cache_dir: str
+    cache_dir: str = Field(json_schema_extra=NOT_HASHED)
     predict_as: Literal["digit", "fit"] = "fit"
 
     @model_validator(mode="after")
@@ -163,11 +168,11 @@ class Training(Strict):
     eval_batch_size: PositiveInt
     precision: Literal["auto", "float32", "mixed_bfloat16", "mixed_float16"]
     steps_per_execution: PositiveInt
-    threads: Annotated[int, Field(ge=0)]
-    batch_shards: Annotated[int, Field(ge=0)]
-    verbose: Literal["auto", 0, 1, 2]
+    threads: Annotated[int, Field(ge=0, json_schema_extra=NOT_HASHED)]
+    batch_shards: Annotated[int, Field(ge=0, json_schema_extra=NOT_HASHED)]
+    verbose: Literal["auto", 0, 1, 2] = Field(json_schema_extra=NOT_HASHED)
     deterministic: bool
-    skip_if_done: bool
+    skip_if_done: bool = Field(json_schema_extra=NOT_HASHED)
 
 
 class Tracking(Strict):
@@ -209,6 +214,11 @@ class Tracking(Strict):
         return self
 
 
+class Sweep(Strict):
+    resume: str | None
+    stop_grace_s: Annotated[float, Field(gt=0)]
+
+
 class Objective(Strict):
     metric: Literal["best_val_accuracy", "test_accuracy", "test_loss"]
     direction: Literal["maximize", "minimize"]
@@ -223,8 +233,10 @@ class Experiment(BaseModel):
     optimizer: Optimizer
     lr_schedule: LrSchedule
     training: Training
-    tracking: Tracking
+    tracking: Tracking = Field(json_schema_extra=NOT_HASHED)
     objective: Objective
+    resume: str | None = Field(default=None, json_schema_extra=NOT_HASHED)
+    sweep: Sweep = Field(json_schema_extra=NOT_HASHED)
 
     @model_validator(mode="after")
     def warmup_within_training(self) -> Experiment:
@@ -244,6 +256,23 @@ class Experiment(BaseModel):
                 f"set it to at most {batch_size}, or 0 for one per thread"
             )
         return self
+
+
+def not_hashed_keys(model: type[BaseModel] = Experiment, prefix: str = "") -> tuple[str, ...]:
+    """The dotted keys whose fields are marked ``NOT_HASHED``, found through the nested models.
+
+    An IDX dataset's own keys (``IdxSettings``) sit beside the dataset's.
+    """
+    keys: list[str] = []
+    for name, field in model.model_fields.items():
+        key = f"{prefix}{field.alias or name}"
+        if field.json_schema_extra == NOT_HASHED:
+            keys.append(key)
+        elif isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            keys += not_hashed_keys(field.annotation, f"{key}.")
+    if model is Experiment:
+        keys += not_hashed_keys(IdxSettings, "dataset.")
+    return tuple(keys)
 
 
 def describe(error: dict[str, Any]) -> str:

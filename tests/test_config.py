@@ -173,3 +173,39 @@ def test_each_pruner_option_builds_optunas_pruner(pruner: str, kind: str) -> Non
     off = compose([*overrides, "hydra.sweeper.pruner=null"], return_hydra_config=True)
     assert type(instantiate(sweeper.pruner)).__name__ == kind
     assert off.hydra.sweeper.pruner is None
+
+
+def test_the_config_hash_leaves_out_exactly_the_keys_the_schema_marks() -> None:
+    from mnist_exp.schema import not_hashed_keys
+    from mnist_exp.tracking.runs import NOT_IN_CONFIG_HASH, config_hash
+
+    assert set(NOT_IN_CONFIG_HASH) == set(not_hashed_keys()) == {
+        "tracking", "resume", "sweep", "training.skip_if_done", "training.verbose", "training.threads",
+        "training.batch_shards", "dataset.cache_dir", "dataset.sources",
+    }  # fmt: skip
+    base = config_hash(compose())
+    assert config_hash(compose(["training.verbose=0", "training.threads=1", "tracking.retry_s=5"])) == base
+    assert config_hash(compose(["training.seed=1"])) != base
+
+
+@pytest.mark.parametrize("key", ["training.momentum", "tracking.heartbeat", "sweep.grace", "objective.goal"])
+def test_a_key_without_a_schema_field_is_refused(key: str) -> None:
+    from mnist_exp.schema import ConfigError, validate
+
+    with pytest.raises(ConfigError, match=f"{key}: unknown key"):
+        validate(compose([f"+{key}=1"]))
+
+
+def test_a_config_logged_before_new_recording_keys_gets_them_and_keeps_its_values() -> None:
+    from omegaconf import OmegaConf
+
+    from mnist_exp.tracking.registry import with_current_recording
+
+    current = compose()
+    logged = OmegaConf.create(OmegaConf.to_container(current, resolve=True))
+    del logged.tracking["heartbeat_s"], logged.sweep["stop_grace_s"]
+    logged.tracking.retry_s = 7
+    merged = with_current_recording(logged, current)
+    assert merged.tracking.heartbeat_s == current.tracking.heartbeat_s
+    assert merged.sweep.stop_grace_s == current.sweep.stop_grace_s
+    assert merged.tracking.retry_s == 7 and merged.training == logged.training

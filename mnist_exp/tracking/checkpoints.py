@@ -24,7 +24,7 @@ from mnist_exp.tracking import liveness, store
 from mnist_exp.tracking.epochs import MlflowEpochLogger
 from mnist_exp.tracking.names import CHECKPOINT_DIR, CHECKPOINT_MODEL, CHECKPOINT_STATE, CONFIG_FILE, RUN_INFO, STAGED
 from mnist_exp.tracking.record import open_folder
-from mnist_exp.tracking.registry import run_config
+from mnist_exp.tracking.registry import run_config, with_current_recording
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +201,7 @@ def read_resume_point(cfg: DictConfig, client: mlflow.MlflowClient, run: mlflow.
     if (folder / RUN_INFO).is_file() and open_folder(folder, client).flush():
         run = client.get_run(cfg.resume)
     try:
-        original = logged_config(client, run, folder)
+        original = with_current_recording(logged_config(client, run, folder), cfg)
     except (mlflow.exceptions.MlflowException, OSError) as exc:
         raise ConfigError(f"resume: run {cfg.resume} logged no {CONFIG_FILE}; it cannot be resumed") from exc
     original.resume = cfg.resume

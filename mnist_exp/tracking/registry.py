@@ -65,6 +65,15 @@ def run_config(client: MlflowClient, run: Run) -> DictConfig:
     return OmegaConf.load(path)
 
 
+RECORDING_GROUPS = ("tracking", "sweep")  # how a run is recorded: keys added since a run logged its config
+
+
+def with_current_recording(logged: DictConfig, current: DictConfig) -> DictConfig:
+    """A run's logged config, its recording groups completed by ``current``'s keys it lacks (a run logged
+    before they existed); every logged value is kept."""
+    return OmegaConf.merge({group: current[group] for group in RECORDING_GROUPS if group in current}, logged)
+
+
 def resolve(client: MlflowClient, reference: str) -> ResolvedModel:
     """A model from ``models:/<name>/<version>``, ``models:/<model id>``, or a run or sweep id."""
     if not reference.startswith("models:/"):

@@ -24,6 +24,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from mnist_exp import errors, stops
 from mnist_exp.config import checkout_root
+from mnist_exp.schema import not_hashed_keys
 from mnist_exp.tracking import liveness, names
 from mnist_exp.tracking.record import RunRecord
 
@@ -106,18 +107,8 @@ def run_tags(overrides: list[str], dataset_name: str, dataset_digest: str, seed:
     return tags
 
 
-# Keys that say where or how a run is recorded, not what it computes.
-NOT_IN_CONFIG_HASH = (
-    "tracking",
-    "resume",
-    "training.skip_if_done",
-    "training.verbose",
-    "training.threads",
-    "training.batch_shards",
-    "dataset.cache_dir",
-    "dataset.sources",
-    "sweep",
-)
+# Keys that say where or how a run is recorded, not what it computes: marked so in the schema.
+NOT_IN_CONFIG_HASH = not_hashed_keys()
 
 
 def config_hash(cfg: DictConfig) -> str:
