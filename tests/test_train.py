@@ -8,7 +8,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from conftest import FAST, run_module
+from helpers import FAST, run_module
 from mlflow import MlflowClient
 
 pytestmark = pytest.mark.slow  # they train (the shared three-epoch run among them)

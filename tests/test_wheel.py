@@ -17,7 +17,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import FAST, ONE_EPOCH
+from helpers import FAST, ONE_EPOCH
 
 from mnist_exp.config import checkout_root
 

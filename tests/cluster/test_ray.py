@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import ONE_EPOCH, runs_in
+from helpers import ONE_EPOCH, runs_in
 
 from mnist_exp.tracking import names
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import optuna
 import psycopg
 import pytest
-from conftest import FAST, PG_BINS, free_port, launch, runs_in
+from helpers import FAST, PG_BINS, free_port, launch, runs_in
 from mlflow import MlflowClient
 from slurm_cluster import available, listening_addresses, one_node_slurm
 

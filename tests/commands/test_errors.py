@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import FAST, free_port
+from helpers import FAST, free_port
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pytest
-from conftest import render_digit
+from helpers import render_digit
 from mlflow import MlflowClient
 
 from mnist_exp.commands.predict import main as predict_main

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import free_port, serving
+from helpers import free_port, serving
 from mlflow import MlflowClient
 from playwright.sync_api import Page, expect, sync_playwright
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SHAPES, draw_shape, run_module, write_pictures
+from helpers import SHAPES, draw_shape, run_module, write_pictures
 from mlflow import MlflowClient
 
 from mnist_exp.images import load_input

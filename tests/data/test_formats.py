@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FAST, SHAPES, write_pictures
+from helpers import FAST, SHAPES, write_pictures
 from PIL import Image
 
 from mnist_exp.config import compose

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FILENAMES, dataset_overrides, synthetic_arrays, write_dataset
+from helpers import FILENAMES, dataset_overrides, synthetic_arrays, write_dataset
 
 from mnist_exp.commands import data as cli
 from mnist_exp.config import compose

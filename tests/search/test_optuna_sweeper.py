@@ -10,7 +10,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import FAST, launch, run_module, runs_in
+from helpers import FAST, launch, run_module, runs_in
 from mlflow import MlflowClient
 
 from mnist_exp.tracking import names

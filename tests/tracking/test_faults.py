@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import FAST, free_port, launch, run_module, runs_in
+from helpers import FAST, free_port, launch, run_module, runs_in
 from mlflow import MlflowClient
 
 from mnist_exp.config import compose

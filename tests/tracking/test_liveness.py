@@ -92,18 +92,19 @@ def test_a_live_owner_is_refused_with_its_pid_and_a_dead_ones_run_is_taken_over(
 
 CLAIMER = textwrap.dedent(
     """
-    import sys, time
+    import pathlib, sys, time
     from mnist_exp.tracking import liveness
     from mnist_exp.tracking.store import open_store
     client = open_store(sys.argv[1])
-    while time.time() < float(sys.argv[3]):
+    pathlib.Path(sys.argv[3] + ".ready." + str(id(client))).touch()
+    while not pathlib.Path(sys.argv[3]).exists():  # all start together, once each has imported MLflow
         time.sleep(0.001)
     try:
         liveness.claim(client, sys.argv[2], dead_after_s=60)
         print("won", flush=True)
+        time.sleep(1)  # the winner stays alive a moment: its claim holds
     except liveness.RunBusyError:
         print("busy", flush=True)
-    time.sleep(4)  # the winner stays alive: its claim holds
     """
 )
 
@@ -111,13 +112,17 @@ CLAIMER = textwrap.dedent(
 def test_of_processes_claiming_one_run_at_the_same_moment_exactly_one_wins(tmp_path) -> None:
     client = new_store(tmp_path)
     run_id = new_run(client, {}, status="KILLED")
-    at = str(time.time() + 4)  # all four start together, once each has imported MLflow
+    go = tmp_path / "go"
     racers = [
         subprocess.Popen(
-            [sys.executable, "-c", CLAIMER, client.tracking_uri, run_id, at], stdout=subprocess.PIPE, text=True
+            [sys.executable, "-c", CLAIMER, client.tracking_uri, run_id, str(go)], stdout=subprocess.PIPE, text=True
         )
         for _ in range(4)
     ]
+    deadline = time.monotonic() + 60
+    while len(list(tmp_path.glob("go.ready.*"))) < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    go.touch()
     outcomes = sorted(racer.communicate(timeout=60)[0].strip() for racer in racers)
     assert outcomes == ["busy", "busy", "busy", "won"]
     assert client.get_run(run_id).info.status == "RUNNING"

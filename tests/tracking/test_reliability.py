@@ -8,7 +8,7 @@ import sys
 import time
 
 import pytest
-from conftest import FAST, launch, runs_in
+from helpers import FAST, launch, runs_in
 from mlflow import MlflowClient
 
 from mnist_exp.config import compose
@@ -189,6 +189,7 @@ def test_command_line_config_errors_answer_before_tensorflow_loads(tmp_path) -> 
     assert not (tmp_path / "mlflow.db").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["tracking.uri", "MLFLOW_TRACKING_URI"])
 def test_a_sqlite_store_named_by_uri_keeps_its_artifacts_and_run_folders_beside_it(
     tmp_path, synthetic, monkeypatch, how

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ONE_EPOCH, PG_BINS, run_module
+from helpers import ONE_EPOCH, PG_BINS, run_module
 from mlflow import MlflowClient
 
 from mnist_exp.tracking.migrate import migrate

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import ONE_EPOCH, run_module
+from helpers import ONE_EPOCH, run_module
 from mlflow import MlflowClient
 from mlflow.entities import Run
 
