@@ -137,7 +137,9 @@ def fit_and_log(
     order = EpochOrder(cfg.training.seed, len(data.train))
     train_data = batches(data.train, classes, cfg.training.batch_size, order if cfg.training.shuffle else None)
     val_data = batches(data.val, classes, eval_batch_size) if len(data.val) else None
-    epoch_logger = MlflowEpochLogger(record, len(data.train), record.logged_steps(names.EPOCH_TIME) if start else None)
+    # A resumed run's epochs already logged: a store that cannot be read is taken to hold the checkpoint's.
+    logged = record.logged_steps(names.EPOCH_TIME, set(range(1, epochs_done + 1))) if start else None
+    epoch_logger = MlflowEpochLogger(record, len(data.train), logged)
     if start is not None:
         epoch_logger.catch_up(start.history)
     checkpoint = EpochCheckpoint(checkpoint_folder(record.folder), model, epoch_logger, start.history if start else {})

@@ -122,13 +122,16 @@ class RunRecord:
         stamp = int(time.time() * 1000)
         self._write({"op": "batch", "metrics": [[key, float(v), stamp, step] for key, v in metrics.items()]})
 
-    def logged_steps(self, metric: str) -> set[int]:
-        """The steps of ``metric`` the run has logged: in the store, or waiting in the journal."""
+    def logged_steps(self, metric: str, if_unreadable: set[int]) -> set[int]:
+        """The steps of ``metric`` the run has logged: in the store, or waiting in the journal.
+
+        Where the store cannot be read, ``if_unreadable`` stands for what it holds.
+        """
         waiting = {step for entry in self.pending() for key, _, _, step in entry.get("metrics", []) if key == metric}
         try:
             stored = {m.step for m in self.client.get_metric_history(self.run_id, metric)}
-        except Exception:  # the store is away: what the journal holds was logged after what it has
-            stored = set()
+        except Exception:  # the store is away
+            stored = set(if_unreadable)
         return stored | waiting
 
     def log_params(self, params: dict[str, Any]) -> None:

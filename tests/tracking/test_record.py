@@ -1,0 +1,44 @@
+"""A run's record: writes journaled while the store is locked, pushed once it answers, each once."""
+
+from __future__ import annotations
+
+from helpers import free_port
+from mlflow import MlflowClient
+
+from mnist_exp.tracking.record import RunRecord, first_line, is_hopeless, open_folder
+from mnist_exp.tracking.store import open_store
+
+
+def test_writes_journaled_while_the_store_is_away_are_pushed_in_order_once(tmp_path, monkeypatch) -> None:
+    """The run's writes go to a server that does not answer, then its journal is replayed into the real store."""
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    client = open_store(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    run_id = client.create_run(client.create_experiment("e")).info.run_id
+    away = MlflowClient(f"http://127.0.0.1:{free_port()}")
+    record = RunRecord(away, run_id, tmp_path / "run", retry_s=0.2)
+    record.log_metrics({"train_loss": 1.0}, step=1)
+    record.log_metrics({"train_loss": 0.5}, step=2)
+    record.set_tags({"note": "while away"})
+    assert [entry["op"] for entry in record.pending()] == ["batch", "batch", "batch"]
+    assert record.logged_steps("train_loss", if_unreadable={1}) == {
+        1,
+        2,
+    }  # the store's (taken as given) and the journal's
+
+    back = open_folder(tmp_path / "run", client)  # the store answers again
+    assert back.flush() and back.pending() == []
+    back.log_metrics({"train_loss": 0.25}, step=3)
+    history = client.get_metric_history(run_id, "train_loss")
+    assert [(m.step, m.value) for m in sorted(history, key=lambda m: m.step)] == [(1, 1.0), (2, 0.5), (3, 0.25)]
+    assert client.get_run(run_id).data.tags["note"] == "while away"
+    assert back.logged_steps("train_loss", if_unreadable=set()) == {1, 2, 3}
+
+
+def test_a_full_or_damaged_store_is_not_waited_for_and_its_error_reads_in_one_line() -> None:
+    error = Exception(
+        "(raised as a result of Query-invoked autoflush; ...)\n"
+        "(sqlite3.OperationalError) database or disk is full\n[SQL: INSERT ...]"
+    )
+    assert is_hopeless(error)
+    assert first_line(error) == "(sqlite3.OperationalError) database or disk is full"
+    assert not is_hopeless(Exception("database is locked"))
