@@ -437,13 +437,13 @@ def test_a_damaged_checkpoint_falls_back_to_the_stores_copy_or_gets_one_line(tmp
     """A truncated model file with an intact copy in the store: resumed from that copy. A cut state file
     with no copy in the store (the process was killed outright): one line."""
     store = tmp_path / "mlruns"
-    settings = [*synthetic, *FAST, f"tracking.store_dir={store}", "training.epochs=3", "training.verbose=2"]
-    process = launch(tmp_path, "mnist_exp.commands.train", *settings)
-    killed = launch(tmp_path, "mnist_exp.commands.train", *settings, "training.seed=7")
-    wait_for(process, "Epoch 3/3")
+    settings = [*synthetic, *FAST, f"tracking.store_dir={store}", "training.verbose=2"]
+    process = launch(tmp_path, "mnist_exp.commands.train", *settings, "training.epochs=6")
+    killed = launch(tmp_path, "mnist_exp.commands.train", *settings, "training.epochs=60")  # far from its end
+    wait_for(process, "Epoch 3/6")
     process.send_signal(signal.SIGINT)  # KILLED: the checkpoint of epoch 2 goes to the store too
     finish(process)
-    wait_for(killed, "Epoch 3/3")
+    wait_for(killed, "Epoch 3/60")
     killed.kill()
     killed.wait()
     (stopped,) = [r for r in runs_in(store) if r.info.status == "KILLED"]
@@ -453,7 +453,7 @@ def test_a_damaged_checkpoint_falls_back_to_the_stores_copy_or_gets_one_line(tmp
     (store / "runs" / dead.info.run_id / "checkpoint" / "state.json").write_text('{"epochs_done": 2, "hist')
 
     run_module(tmp_path, "mnist_exp.commands.train", f"tracking.store_dir={store}", f"resume={stopped.info.run_id}")
-    assert_whole(MlflowClient(f"sqlite:///{store / 'mlflow.db'}"), stopped.info.run_id, epochs=3)
+    assert_whole(MlflowClient(f"sqlite:///{store / 'mlflow.db'}"), stopped.info.run_id, epochs=6)
     result = subprocess.run(
         [sys.executable, "-m", "mnist_exp.commands.train", f"tracking.store_dir={store}", f"resume={dead.info.run_id}"],
         cwd=tmp_path, capture_output=True, text=True, timeout=300,
