@@ -1,4 +1,4 @@
-"""The steps of a training run, for ``train``: open the experiment, prepare, open the run, fit and log.
+"""The steps of a training run, for ``train``: open its destination, prepare, open the run, fit and log.
 
 Importing this module loads TensorFlow, Keras and MLflow (seconds): ``train`` imports
 it once the config has passed its checks.
@@ -24,7 +24,7 @@ from mlflow.models import ModelSignature
 from mlflow.types import Schema, TensorSpec
 from omegaconf import DictConfig, OmegaConf
 
-from mnist_exp import parallel, plots
+from mnist_exp import plots, threads
 from mnist_exp.callbacks import StopOnDivergence, StopOnSignal
 from mnist_exp.data import Loaded, load
 from mnist_exp.network import compile_model
@@ -33,7 +33,7 @@ from mnist_exp.plan import Plan, this_machine
 from mnist_exp.plan import plan as choose_plan
 from mnist_exp.search.job_trial import JobTrial
 from mnist_exp.search.trials import ReportToTrial, epoch_metric
-from mnist_exp.tracking import jobs, liveness, names, runs, store
+from mnist_exp.tracking import liveness, multirun, names, runs, store
 from mnist_exp.tracking.checkpoints import EpochCheckpoint, ResumePoint, checkpoint_folder, run_folder
 from mnist_exp.tracking.epochs import MlflowEpochLogger
 from mnist_exp.tracking.record import RunRecord, StoreAwayError, retrying
@@ -100,9 +100,9 @@ def predict_while(log: Callable[[], None], model: keras.Model, batches: tf.data.
 
 def summary_metrics(history: dict[str, list[float]], train_samples: int) -> dict[str, float]:
     """Totals over every epoch of the run (a resumed one's included): time, throughput, best validation accuracy."""
-    epoch_times, train_times = history[names.EPOCH_TIME], history[names.TRAIN_TIME]
+    epoch_times, train_times = history[names.EPOCH_TIME], history[names.EPOCH_TRAIN_TIME]
     metrics = {
-        names.TRAIN_TIME_TOTAL: float(sum(epoch_times)),
+        names.RUN_TRAIN_TIME: float(sum(epoch_times)),
         names.EPOCH_TIME_MEAN: float(np.mean(epoch_times)),
         names.SAMPLES_PER_S_MEAN: train_samples * len(train_times) / sum(train_times),
     }
@@ -183,7 +183,7 @@ def fit_and_log(
 
 
 @dataclass(frozen=True)
-class Experiment:
+class Destination:
     """Where a run is recorded: the store's client, the experiment, and the sweep's parent run (if any)."""
 
     client: MlflowClient
@@ -203,15 +203,15 @@ class Setup:
     trainer: keras.Model  # ``model``, or ``model`` computing its batches in shards
 
 
-def open_experiment(cfg: DictConfig) -> Experiment:
+def open_destination(cfg: DictConfig) -> Destination:
     """The store and experiment the run goes to (a sweep job: its parent's), created if needed."""
-    parent = jobs.parent_run_id()
+    parent = multirun.parent_run_id()
     experiment_id = store.connect(cfg.tracking, patient=parent is not None)
     client = store.open_store(cfg.tracking.uri)
     if parent is not None:
         experiment_id = client.get_run(parent).info.experiment_id
     liveness.end_dead_runs(client, cfg.tracking.dead_after_s, [experiment_id])
-    return Experiment(client, experiment_id, parent)
+    return Destination(client, experiment_id, parent)
 
 
 def prepare(cfg: DictConfig, start: ResumePoint | None) -> Setup:
@@ -221,7 +221,7 @@ def prepare(cfg: DictConfig, start: ResumePoint | None) -> Setup:
     log.info("precision %s: %s", machine_plan.precision, machine_plan.precision_reason)
     if machine_plan.warning:
         log.warning(machine_plan.warning)
-    parallel.set_threads(machine_plan)
+    threads.set_threads(machine_plan)
     keras.backend.clear_session()
     keras.utils.set_random_seed(cfg.training.seed)
     if cfg.training.deterministic:
@@ -233,25 +233,25 @@ def prepare(cfg: DictConfig, start: ResumePoint | None) -> Setup:
     if start is not None and start.model_file is not None:
         model = keras.models.load_model(start.model_file)
     log.info("%s: %s parameters, batches in %d shards", model.name, f"{model.count_params():,}", machine_plan.shards)
-    trainer = parallel.in_shards(model, machine_plan.shards)
+    trainer = threads.in_shards(model, machine_plan.shards)
     return Setup(machine_plan, machine.describe(), dataset, data, model, trainer)
 
 
-def open_run(cfg: DictConfig, experiment: Experiment, setup: Setup, digest: str) -> RunRecord:
+def open_run(cfg: DictConfig, destination: Destination, setup: Setup, digest: str) -> RunRecord:
     """The run's record: a new run (a sweep job's is a child of its parent), or the resumed one."""
-    tags = runs.run_tags(jobs.hydra_overrides(), cfg.dataset.name, setup.dataset.digest, cfg.training.seed)
+    tags = runs.run_tags(multirun.hydra_overrides(), cfg.dataset.name, setup.dataset.digest, cfg.training.seed)
     tags |= dict(cfg.tracking.tags) | {names.CONFIG_HASH_TAG: digest}
     tags |= {names.PRECISION_REASON_TAG: setup.plan.precision_reason, names.MACHINE_TAG: setup.machine}
-    client = experiment.client
+    client = destination.client
 
     def start() -> str:
         return runs.start_run(
             client,
-            experiment.experiment_id,
+            destination.experiment_id,
             cfg.tracking.run_name,
             tags,
-            experiment.parent,
-            jobs.job_number(),
+            destination.parent,
+            multirun.job_number(),
             cfg.get("resume"),
         )
 

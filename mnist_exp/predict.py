@@ -10,7 +10,7 @@ from mlflow import MlflowClient
 from omegaconf import DictConfig
 
 from mnist_exp.images import is_uniform, load_input
-from mnist_exp.tracking.registry import ResolvedModel, run_config
+from mnist_exp.tracking.registry import ResolvedModel, stored_config
 
 
 def preparation(dataset: DictConfig) -> str:
@@ -29,7 +29,7 @@ def predict_files(
     A file whose input holds no ink (blank, uniform, 1x1) is classified with a ``warning``;
     one of more than ``max_pixels`` pixels is refused before it is decoded.
     """
-    dataset = run_config(client, resolved.run).dataset
+    dataset = stored_config(client, resolved.run).dataset
     shape = tuple(dataset.image_shape)
     prepare = preparation(dataset)
     model = mlflow.keras.load_model(resolved.uri)

@@ -9,7 +9,7 @@ from mlflow.entities import Run
 
 from mnist_exp.data import load
 from mnist_exp.tracking import names
-from mnist_exp.tracking.registry import run_config, with_current_recording
+from mnist_exp.tracking.registry import stored_config, with_current_recording
 from mnist_exp.tracking.runs import git_state
 from mnist_exp.tracking.store import existing_run
 
@@ -62,7 +62,7 @@ def reproduce(client: MlflowClient, run_id: str) -> tuple[Run, Run]:
     original = existing_run(client, run_id)
     from mnist_exp.config import compose
 
-    cfg = with_current_recording(run_config(client, original), compose())
+    cfg = with_current_recording(stored_config(client, original), compose())
     warn_about_differences(original, load(cfg.dataset).digest)
     if cfg.training.get("deterministic") is not True:
         log.warning("warning: the run was not deterministic (training.deterministic=false): expect small differences")

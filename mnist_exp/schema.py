@@ -224,7 +224,7 @@ class Objective(Strict):
     direction: Literal["maximize", "minimize"]
 
 
-class Experiment(BaseModel):
+class JobConfig(BaseModel):
     """The whole job config; other top-level keys (``hydra``, ``resume``) are not checked here."""
 
     model_config = ConfigDict(extra="allow")
@@ -239,7 +239,7 @@ class Experiment(BaseModel):
     sweep: Sweep = Field(json_schema_extra=NOT_HASHED)
 
     @model_validator(mode="after")
-    def warmup_within_training(self) -> Experiment:
+    def warmup_within_training(self) -> JobConfig:
         if self.lr_schedule.warmup_epochs >= self.training.epochs:
             raise ValueError(
                 f"lr_schedule.warmup_epochs={self.lr_schedule.warmup_epochs} must be less than "
@@ -248,7 +248,7 @@ class Experiment(BaseModel):
         return self
 
     @model_validator(mode="after")
-    def shards_within_batch(self) -> Experiment:
+    def shards_within_batch(self) -> JobConfig:
         shards, batch_size = self.training.batch_shards, self.training.batch_size
         if shards > batch_size:
             raise ValueError(
@@ -258,7 +258,7 @@ class Experiment(BaseModel):
         return self
 
 
-def not_hashed_keys(model: type[BaseModel] = Experiment, prefix: str = "") -> tuple[str, ...]:
+def not_hashed_keys(model: type[BaseModel] = JobConfig, prefix: str = "") -> tuple[str, ...]:
     """The dotted keys whose fields are marked ``NOT_HASHED``, found through the nested models.
 
     An IDX dataset's own keys (``IdxSettings``) sit beside the dataset's.
@@ -270,7 +270,7 @@ def not_hashed_keys(model: type[BaseModel] = Experiment, prefix: str = "") -> tu
             keys.append(key)
         elif isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
             keys += not_hashed_keys(field.annotation, f"{key}.")
-    if model is Experiment:
+    if model is JobConfig:
         keys += not_hashed_keys(IdxSettings, "dataset.")
     return tuple(keys)
 
@@ -288,7 +288,7 @@ def describe(error: dict[str, Any]) -> str:
 def check(container: Any, import_targets: bool) -> list[str]:
     """The problems of a resolved config, each with its dotted key."""
     try:
-        Experiment.model_validate(container, context={IMPORT_TARGETS: import_targets})
+        JobConfig.model_validate(container, context={IMPORT_TARGETS: import_targets})
     except ValidationError as exc:
         return [describe(error) for error in exc.errors()]
     return []

@@ -20,12 +20,12 @@ from typing import TYPE_CHECKING
 from omegaconf import DictConfig, OmegaConf
 
 from mnist_exp import errors, schema
-from mnist_exp.tracking import jobs, names
+from mnist_exp.tracking import multirun, names
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
 
-    from mnist_exp.fitting import Experiment
+    from mnist_exp.fitting import Destination
     from mnist_exp.tracking.checkpoints import ResumePoint
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ class Decision:
 
     cfg: DictConfig
     start: ResumePoint | None
-    experiment: Experiment
+    destination: Destination  # the store, experiment and sweep parent the run goes to
     digest: str
     done: Run | None = None  # a FINISHED run with this config, reported instead of training
 
@@ -89,7 +89,7 @@ def train(cfg: DictConfig) -> dict[str, float | str]:
             return skipped(decision.done, decision.cfg.objective.metric)
         steps, cfg = fitting(), decision.cfg
         setup = steps.prepare(cfg, start)
-        record = steps.open_run(cfg, decision.experiment, setup, decision.digest)
+        record = steps.open_run(cfg, decision.destination, setup, decision.digest)
     except BaseException:
         if start is not None:  # claimed, never trained: as it was
             start.give_back()
@@ -97,7 +97,7 @@ def train(cfg: DictConfig) -> dict[str, float | str]:
     from mnist_exp.tracking import runs
     from mnist_exp.tracking.checkpoints import checkpoint_folder
 
-    jobs.note_run(record.run_id)
+    multirun.note_run(record.run_id)
     with runs.recorded_stop(record, checkpoint_folder(record.folder)):
         if start is None:
             steps.log_config(cfg, record, setup)
@@ -115,28 +115,28 @@ def decide(cfg: DictConfig, start: ResumePoint | None) -> Decision:
     Continuing a run claims it (``resume_point``), the last thing done here.
     """
     schema.validate(cfg)
-    if jobs.in_sweep():  # a worker of local_parallel on a machine with GPUs: one GPU each, before TensorFlow starts
+    if multirun.in_sweep():  # a worker of local_parallel on a machine with GPUs: one GPU each, before TensorFlow starts
         from mnist_exp.cluster.gpus import one_gpu_per_worker
 
-        one_gpu_per_worker(jobs.parent_run_id() or "local")
+        one_gpu_per_worker(multirun.parent_run_id() or "local")
     steps = fitting()  # TensorFlow, Keras and MLflow: loaded once the config is known good
     from mnist_exp.tracking import runs
     from mnist_exp.tracking.checkpoints import resume_point
 
-    experiment = steps.open_experiment(cfg)  # also marks the experiment's runs whose process died
+    destination = steps.open_destination(cfg)  # also marks the experiment's runs whose process died
     digest = runs.config_hash(cfg)
-    decision = Decision(cfg, start, experiment, digest)
+    decision = Decision(cfg, start, destination, digest)
     if start is not None:
         return decision
-    client, parent = experiment.client, experiment.parent
-    if cfg.training.skip_if_done and (twin := runs.finished_twin(client, experiment.experiment_id, digest)):
+    client, parent = destination.client, destination.parent
+    if cfg.training.skip_if_done and (twin := runs.finished_twin(client, destination.experiment_id, digest)):
         return replace(decision, done=twin)
     if parent is not None:  # a sweep run again: each config once, KILLED ones resumed
         earlier = runs.sweep_sibling(client, parent, digest)
         if earlier is not None and earlier.info.status == "FINISHED":
             return replace(decision, done=earlier)
     else:
-        earlier = runs.died_twin(client, experiment.experiment_id, digest)
+        earlier = runs.died_twin(client, destination.experiment_id, digest)
     if earlier is None:
         return decision
     log.info("continuing run %s (%s), which this config left unfinished", earlier.info.run_id, earlier.info.run_name)

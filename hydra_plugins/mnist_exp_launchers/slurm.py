@@ -84,7 +84,7 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
         """What submitit requeues at the time limit: this job again, continuing the run it trained."""
         import submitit
 
-        from mnist_exp.tracking.jobs import current_run
+        from mnist_exp.tracking.multirun import current_run
 
         overrides = [o for o in sweep_overrides if not o.startswith("resume=")]
         if (run_id := current_run()) is not None:

@@ -16,7 +16,7 @@ from mnist_exp.commands import damaged_store
 from mnist_exp.config import check_yaml, searchpath_folders
 from mnist_exp.layout import CONFIG_MODULE, CONFIG_NAME, EXPERIMENT_GROUP, group_folder
 from mnist_exp.stops import Stopped
-from mnist_exp.tracking import jobs
+from mnist_exp.tracking import multirun
 from mnist_exp.train import train
 
 log = logging.getLogger(__name__)
@@ -38,13 +38,13 @@ def main(cfg: DictConfig) -> float:
     signal.signal(signal.SIGTERM, interrupt)  # in a launcher's worker process too
     try:
         results = train(cfg)
-        if not jobs.in_sweep():
+        if not multirun.in_sweep():
             finished_runs.append(results["run_id"])
         return float(results["objective"])
     except KeyboardInterrupt as stop:  # the run is recorded KILLED; no traceback for a deliberate stop
         raise SystemExit(130) from stop  # the stop stays the cause: a launcher may hand its signal on
     except Exception as exc:
-        if not jobs.in_sweep():
+        if not multirun.in_sweep():
             if isinstance(exc, errors.UserError) and not errors.wants_traceback():
                 raise SystemExit(errors.report(exc)) from None
             if (damaged := damaged_store(exc)) is not None and not errors.wants_traceback():
@@ -59,7 +59,7 @@ def main(cfg: DictConfig) -> float:
 
 def close_open_sweeps() -> None:
     """End the sweeps a stop or an error left open (their parents KILLED, with the summary of what finished)."""
-    if jobs.OPEN_SWEEPS:
+    if multirun.OPEN_SWEEPS:
         from mnist_exp.tracking import sweeps
 
         sweeps.close_interrupted()
@@ -86,13 +86,13 @@ def cli() -> None:
     except BaseException:
         close_open_sweeps()
         raise
-    for parent, outcome in jobs.EMPTY_SWEEPS.items():
+    for parent, outcome in multirun.EMPTY_SWEEPS.items():
         print(
             f"error: no job of the sweep finished ({outcome}); its parent run {parent} ended FAILED. "
             "Fix: read the jobs' error tags (mnist-exp-report shows them), correct the config, run again",
             file=sys.stderr,
         )
-    if jobs.EMPTY_SWEEPS:
+    if multirun.EMPTY_SWEEPS:
         raise SystemExit(1)
     if finished_runs:
         logging.shutdown()

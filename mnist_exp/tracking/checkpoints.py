@@ -24,7 +24,7 @@ from mnist_exp.tracking import liveness, store
 from mnist_exp.tracking.epochs import MlflowEpochLogger
 from mnist_exp.tracking.names import CHECKPOINT_DIR, CHECKPOINT_MODEL, CHECKPOINT_STATE, CONFIG_FILE, RUN_INFO, STAGED
 from mnist_exp.tracking.record import open_folder
-from mnist_exp.tracking.registry import run_config, with_current_recording
+from mnist_exp.tracking.registry import stored_config, with_current_recording
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ class ResumePoint:
 def logged_config(client: mlflow.MlflowClient, run: mlflow.entities.Run, folder: Path) -> DictConfig:
     """The resolved config a run logged, from its local folder if it is there, else from the store."""
     local = folder / STAGED / CONFIG_FILE
-    return OmegaConf.load(local) if local.is_file() else run_config(client, run)
+    return OmegaConf.load(local) if local.is_file() else stored_config(client, run)
 
 
 def resume_point(cfg: DictConfig) -> ResumePoint:

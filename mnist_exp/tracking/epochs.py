@@ -7,7 +7,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import keras
 
-from mnist_exp.tracking.names import EPOCH_TIME, LEARNING_RATE, SAMPLES_PER_S, TRAIN_TIME
+from mnist_exp.tracking.names import EPOCH_TIME, EPOCH_TRAIN_TIME, LEARNING_RATE, SAMPLES_PER_S
 from mnist_exp.tracking.record import RunRecord
 
 
@@ -41,10 +41,10 @@ class MlflowEpochLogger(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         now = time.perf_counter()
-        self.times = {EPOCH_TIME: now - self._start, TRAIN_TIME: (self._train_end or now) - self._start}
+        self.times = {EPOCH_TIME: now - self._start, EPOCH_TRAIN_TIME: (self._train_end or now) - self._start}
         metrics = {metric_name(k): float(v) for k, v in (logs or {}).items()}
         metrics[EPOCH_TIME] = self.times[EPOCH_TIME]
-        metrics[SAMPLES_PER_S] = self.train_samples / self.times[TRAIN_TIME]
+        metrics[SAMPLES_PER_S] = self.train_samples / self.times[EPOCH_TRAIN_TIME]
         metrics[LEARNING_RATE] = float(self.model.optimizer.learning_rate)  # where the schedule ended the epoch
         self._log(metrics, epoch + 1)
 
@@ -54,10 +54,12 @@ class MlflowEpochLogger(keras.callbacks.Callback):
         for epoch in range(epochs):
             if epoch + 1 in self.logged:
                 continue
-            logs = {k: v[epoch] for k, v in history.items() if k not in (EPOCH_TIME, TRAIN_TIME) and len(v) > epoch}
+            logs = {
+                k: v[epoch] for k, v in history.items() if k not in (EPOCH_TIME, EPOCH_TRAIN_TIME) and len(v) > epoch
+            }
             metrics = {metric_name(k): float(v) for k, v in logs.items()}
             metrics[EPOCH_TIME] = history[EPOCH_TIME][epoch]
-            metrics[SAMPLES_PER_S] = self.train_samples / history[TRAIN_TIME][epoch]
+            metrics[SAMPLES_PER_S] = self.train_samples / history[EPOCH_TRAIN_TIME][epoch]
             self._log(metrics, epoch + 1)
 
     def _log(self, metrics: dict[str, float], step: int) -> None:

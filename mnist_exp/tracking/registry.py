@@ -59,7 +59,7 @@ def logged_model_uri(run: Run) -> str:
     return f"models:/{ready[0].model_id}"
 
 
-def run_config(client: MlflowClient, run: Run) -> DictConfig:
+def stored_config(client: MlflowClient, run: Run) -> DictConfig:
     """The resolved config a run logged as ``config.yaml``."""
     path = client.download_artifacts(run.info.run_id, names.CONFIG_FILE)
     return OmegaConf.load(path)
@@ -101,7 +101,7 @@ def register(client: MlflowClient, run_id: str) -> ModelVersion:
             f"run {run.info.run_id} is {run.info.status}, not FINISHED: its model may be missing or partial. "
             f"Fix: mnist-exp resume={run.info.run_id}, then register it"
         )
-    name = run_config(client, run).tracking.registered_model_name
+    name = stored_config(client, run).tracking.registered_model_name
     tags = {names.MODEL_RUN_ID_TAG: run.info.run_id}
     if names.TEST_ACCURACY in run.data.metrics:
         tags[names.TEST_ACCURACY] = f"{run.data.metrics[names.TEST_ACCURACY]:.4f}"

@@ -92,7 +92,7 @@ def summarize(client: MlflowClient, parent_run_id: str, objective: DictConfig | 
                 "overrides": " ".join(values) or run.data.tags.get(names.OVERRIDES_TAG, ""),
                 summary.metric: run.data.metrics.get(summary.metric),
                 names.TEST_ACCURACY: run.data.metrics.get(names.TEST_ACCURACY),
-                names.TRAIN_TIME_TOTAL: run.data.metrics.get(names.TRAIN_TIME_TOTAL),
+                names.RUN_TRAIN_TIME: run.data.metrics.get(names.RUN_TRAIN_TIME),
                 "status": run.info.status,
                 "note": pruned_note(run),
                 "error": run.data.tags.get(ERROR_TAG, ""),

@@ -14,7 +14,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, read_write
 
 from mnist_exp.stops import WorkerStops
-from mnist_exp.tracking.jobs import OPEN_SWEEPS
+from mnist_exp.tracking.multirun import OPEN_SWEEPS
 from mnist_exp.tracking.names import PARENT_ENV, TRACKING_URI_ENV
 
 

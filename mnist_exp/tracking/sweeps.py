@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 
 from mnist_exp.errors import UserError
 from mnist_exp.tracking import liveness, reports, runs, store
-from mnist_exp.tracking.jobs import EMPTY_SWEEPS, OPEN_SWEEPS, hydra_overrides, job_number, parent_run_id
+from mnist_exp.tracking.multirun import EMPTY_SWEEPS, OPEN_SWEEPS, hydra_overrides, job_number, parent_run_id
 from mnist_exp.tracking.names import (
     PARENT_ENV,
     STOP_REASON_TAG,

@@ -12,8 +12,8 @@ import tensorflow as tf
 from mnist_exp.config import compose
 from mnist_exp.fitting import predict_batches
 from mnist_exp.network import compile_model
-from mnist_exp.parallel import in_shards
 from mnist_exp.pipeline import Subset, batches
+from mnist_exp.threads import in_shards
 
 
 def test_a_step_in_uneven_shards_learns_what_a_whole_batch_step_learns(tmp_path) -> None:
