@@ -8,7 +8,7 @@ import threading
 
 import keras
 
-from mnist_exp.stops import TIME_LIMIT_SIGNAL, Stopped
+from mnist_exp.stops import TIME_LIMIT_SIGNAL, Stopped, raise_if_pending
 from mnist_exp.tracking.names import ERROR_TAG
 
 
@@ -61,6 +61,7 @@ class StopOnSignal(keras.callbacks.Callback):
         self._previous: dict[int, object] = {}
 
     def __enter__(self) -> StopOnSignal:
+        raise_if_pending()  # a sweep's driver noted a stop just before this job's training
         if threading.current_thread() is threading.main_thread():
             for signum in self.SIGNALS:
                 if signal.getsignal(signum) is not signal.SIG_IGN:

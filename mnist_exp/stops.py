@@ -69,6 +69,26 @@ def child_processes(pid: int | None = None) -> list[int]:
     return found
 
 
+def python_children() -> list[int]:
+    """The Python processes this one started, and theirs: a launcher's workers (not a passing ``git``)."""
+    found = []
+    for pid in child_processes():
+        with contextlib.suppress(OSError):
+            if b"python" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]:
+                found.append(pid)
+    return found
+
+
+PENDING: list[int] = []  # a stop noted in a sweep's driver, raised at the next safe point (raise_if_pending)
+
+
+def raise_if_pending() -> None:
+    """Raise the stop a sweep's driver noted, here, where the job's code can take it (a job's start, ``fit``)."""
+    if PENDING:
+        signal.alarm(0)
+        raise Stopped(PENDING.pop())
+
+
 class WorkerStops:
     """In a sweep's driver: Ctrl-C or SIGTERM is handed to the worker processes as SIGTERM, so each ends its run
     KILLED with its checkpoint; the driver then stops when they have (at most ``grace_s`` later). A second
@@ -76,6 +96,8 @@ class WorkerStops:
 
     The handler waits, holding the driver's main thread, until ``settled()`` says the workers' runs have
     ended: a launcher that learns of the first stopped job kills the other workers (joblib does, with SIGKILL).
+    With no workers, the stop waits up to a second for a safe point (``raise_if_pending``): raised inside
+    Hydra's or OmegaConf's setup of the next job, it left their state broken and the exit code 1.
     """
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -94,15 +116,22 @@ class WorkerStops:
 
     def uninstall(self) -> None:
         signal.alarm(0)
+        PENDING.clear()
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
         self._previous.clear()
 
     def _on_signal(self, signum: int, frame: object) -> None:
-        workers = child_processes()
-        if self.received is not None or not workers:
+        workers = python_children()
+        if self.received is not None:
+            PENDING.clear()
             raise Stopped(signum)
         self.received = signum
+        if not workers:
+            PENDING.append(signum)
+            signal.signal(signal.SIGALRM, lambda *_: raise_if_pending())
+            signal.alarm(1)
+            return
         for pid in workers:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)

@@ -15,7 +15,7 @@ from mnist_exp import errors
 from mnist_exp.commands import damaged_store
 from mnist_exp.config import check_yaml, searchpath_folders
 from mnist_exp.layout import CONFIG_MODULE, CONFIG_NAME, EXPERIMENT_GROUP, group_folder
-from mnist_exp.stops import Stopped
+from mnist_exp.stops import Stopped, raise_if_pending
 from mnist_exp.tracking import multirun
 from mnist_exp.train import train
 
@@ -37,6 +37,7 @@ def main(cfg: DictConfig) -> float:
     """
     signal.signal(signal.SIGTERM, interrupt)  # in a launcher's worker process too
     try:
+        raise_if_pending()  # a sweep stopped while Hydra set this job up
         results = train(cfg)
         if not multirun.in_sweep():
             finished_runs.append(results["run_id"])
