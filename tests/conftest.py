@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from helpers import (
     PG_BINS,
     dataset_overrides,
     free_port,
+    server_command,
     serving,
     synthetic_arrays,
     write_dataset,
@@ -87,14 +87,7 @@ def server(postgres, tmp_path_factory):
     """mnist-exp-server on PostgreSQL with served artifacts; stopped with Ctrl-C at the end."""
     port = free_port()
     artifacts = tmp_path_factory.mktemp("served-artifacts")
-    command = [
-        str(Path(sys.executable).parent / "mnist-exp-server"),
-        f"port={port}",
-        f"backend_store_uri={postgres}",
-        f"artifacts_destination={artifacts}",
-        "workers=1",
-    ]
-    with serving(command, port):
+    with serving(server_command(port, postgres, artifacts), port):
         yield f"http://127.0.0.1:{port}"
 
 

@@ -171,6 +171,17 @@ def serving(command: list[str], port: int) -> Iterator[str]:
             assert probe.connect_ex(("127.0.0.1", port)) != 0, "the server still answers after Ctrl-C"
 
 
+def server_command(port: int, backend_store_uri: str, artifacts: Path) -> list[str]:
+    """``mnist-exp-server`` on loopback ``port``, one worker, with its backend and served artifacts."""
+    return [
+        str(Path(sys.executable).parent / "mnist-exp-server"),
+        f"port={port}",
+        f"backend_store_uri={backend_store_uri}",
+        f"artifacts_destination={artifacts}",
+        "workers=1",
+    ]
+
+
 PG_BINS = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
 
 

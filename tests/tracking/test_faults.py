@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import FAST, free_port, launch, run_module, runs_in
+from helpers import FAST, free_port, launch, run_module, runs_in, server_command
 from mlflow import MlflowClient
 
 from mnist_exp.config import compose
@@ -179,13 +179,7 @@ def test_a_lock_held_across_an_epoch_end_loses_nothing(tmp_path, synthetic) -> N
 @contextlib.contextmanager
 def tracking_server(tmp_path: Path, port: int) -> Iterator[subprocess.Popen]:
     """mnist-exp-server on a SQLite backend on loopback; stopped with SIGTERM (checked to exit in 5 s)."""
-    command = [
-        str(Path(sys.executable).parent / "mnist-exp-server"),
-        f"port={port}",
-        f"backend_store_uri=sqlite:///{tmp_path / 'server.db'}",
-        f"artifacts_destination={tmp_path / 'served'}",
-        "workers=1",
-    ]
+    command = server_command(port, f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "served")
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         banner = [process.stdout.readline(), process.stdout.readline()]
