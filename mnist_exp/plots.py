@@ -1,4 +1,4 @@
-"""Figures: a run's learning curves and confusion matrix, a sweep's comparison, parallel coordinates, importances."""
+"""Figures: a run's learning curves and confusion matrix, a sweep's comparison and a grid's parallel coordinates."""
 
 from __future__ import annotations
 
@@ -158,16 +158,6 @@ def parallel_coordinates(params: Mapping[str, Sequence], scores: Sequence[float]
 
 def short_number(value: float) -> str:
     return f"{value:.3g}"
-
-
-def importances(values: Mapping[str, float], metric: str) -> Figure:
-    """Each swept param's importance for the objective (Optuna's estimate), largest on top."""
-    ordered = sorted(values.items(), key=lambda item: item[1])
-    fig, ax = plt.subplots(figsize=(7, 1 + 0.5 * len(ordered)), layout="constrained")
-    ax.barh([name for name, _ in ordered], [value for _, value in ordered])
-    ax.set(title=f"Parameter importance for {metric}", xlabel="importance (share of the objective's variance)")
-    ax.grid(alpha=0.3, axis="x")
-    return fig
 
 
 def best_curves(curves: Mapping[str, tuple[Sequence[int], Sequence[float]]], curve_metric: str) -> Figure:

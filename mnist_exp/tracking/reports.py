@@ -12,8 +12,10 @@ import csv
 import json
 import logging
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from matplotlib.figure import Figure
 from mlflow import MlflowClient
@@ -26,6 +28,9 @@ from mnist_exp.errors import UserError
 from mnist_exp.tracking import names
 from mnist_exp.tracking.names import ERROR_TAG, SWEEP_JOB_TAG
 from mnist_exp.tracking.store import existing_run
+
+if TYPE_CHECKING:
+    import optuna
 
 log = logging.getLogger(__name__)
 CURVE_METRIC = names.VAL_ACCURACY
@@ -151,33 +156,57 @@ def comparison_figure(client: MlflowClient, summary: Summary) -> Figure:
 
 
 def extra_figures(client: MlflowClient, summary: Summary) -> dict[str, Figure]:
-    """The parallel coordinates of the swept params against the objective, and an Optuna study's importances."""
+    """An Optuna sweep's figures as ``optuna.visualization.matplotlib`` draws them (history, parallel
+    coordinates, importances, slice); a grid sweep's parallel coordinates of its MLflow runs."""
+    study = sweep_study(client.get_run(summary.parent_run_id).data.tags.get(names.STUDY_TAG))
+    if study is not None:
+        return optuna_figures(study)
     scored = [row for row in summary.rows if row[summary.metric] is not None and row["status"] == "FINISHED"]
-    figures: dict[str, Figure] = {}
-    if len(scored) >= 2 and summary.swept:
-        params = {key: [summary.params[row["run_id"]].get(key) for row in scored] for key in summary.swept}
-        scores = [float(row[summary.metric]) for row in scored]
-        figures[names.PARALLEL_COORDINATES_FILE] = plots.parallel_coordinates(params, scores, summary.metric)
-    study = client.get_run(summary.parent_run_id).data.tags.get(names.STUDY_TAG)
-    if study and (values := study_importances(study)):
-        figures[names.IMPORTANCES_FILE] = plots.importances(values, summary.metric)
-    return figures
+    if len(scored) < 2 or not summary.swept:
+        return {}
+    params = {key: [summary.params[row["run_id"]].get(key) for row in scored] for key in summary.swept}
+    scores = [float(row[summary.metric]) for row in scored]
+    return {names.PARALLEL_COORDINATES_FILE: plots.parallel_coordinates(params, scores, summary.metric)}
 
 
-def study_importances(study_tag: str) -> dict[str, float]:
-    """Optuna's importance of each param for the study named in a parent's tag (none below 2 complete trials)."""
+def sweep_study(study_tag: str | None) -> optuna.Study | None:
+    """The Optuna study a parent's tag names, if it has two complete trials to draw; None otherwise."""
+    if not study_tag:
+        return None
     import optuna
 
     name, _, storage = study_tag.partition(" in ")
     try:
         study = optuna.load_study(study_name=name, storage=storage)
-        complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-        if len(complete) < 2:
-            return {}
-        return optuna.importance.get_param_importances(study)
-    except Exception as exc:  # a summary goes on without this figure
-        log.warning("no parameter importances for study %s: %s", name, exc)
-        return {}
+    except Exception as exc:  # a summary goes on without these figures
+        log.warning("no study figures for %s: %s", name, exc)
+        return None
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    return study if len(complete) >= 2 else None
+
+
+def optuna_figures(study: optuna.Study) -> dict[str, Figure]:
+    """Optuna's own figures of a study, each that it can draw."""
+    import optuna
+    import optuna.visualization.matplotlib as drawn
+
+    kinds = {
+        names.OPTIMIZATION_HISTORY_FILE: drawn.plot_optimization_history,
+        names.PARALLEL_COORDINATES_FILE: drawn.plot_parallel_coordinate,
+        names.IMPORTANCES_FILE: drawn.plot_param_importances,
+        names.SLICE_FILE: drawn.plot_slice,
+    }
+    figures: dict[str, Figure] = {}
+    for file, plot in kinds.items():
+        with warnings.catch_warnings():  # Optuna marks its matplotlib backend experimental
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            try:
+                axes = plot(study)
+            except Exception as exc:  # one figure fewer, the summary goes on
+                log.warning("no %s for study %s: %s", file, study.study_name, exc)
+                continue
+        figures[file] = (axes.flat[0] if hasattr(axes, "flat") else axes).figure
+    return figures
 
 
 def publish(

@@ -59,7 +59,15 @@ def test_a_pruned_search_stops_bad_trials_early_and_says_so(tmp_path, synthetic)
     summary = (sweep_dir / "summary.md").read_text()
     assert summary.count("pruned at epoch") == len(pruned)
     assert "| rank |" in summary.replace("| job | rank |", "| rank |")
-    assert (sweep_dir / names.PARALLEL_COORDINATES_FILE).is_file() and (sweep_dir / names.IMPORTANCES_FILE).is_file()
+    figures = (
+        names.OPTIMIZATION_HISTORY_FILE,
+        names.PARALLEL_COORDINATES_FILE,
+        names.IMPORTANCES_FILE,
+        names.SLICE_FILE,
+    )
+    assert all((sweep_dir / figure).stat().st_size > 10_000 for figure in figures)  # optuna.visualization's
+    logged = {a.path for a in client.list_artifacts(parent.info.run_id, names.SUMMARY_DIR)}
+    assert {f"{names.SUMMARY_DIR}/{figure}" for figure in figures} <= logged
     assert parent.data.tags[names.BEST_RUN_ID_TAG] in {c.info.run_id for c in complete}
 
 
