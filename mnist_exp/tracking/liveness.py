@@ -260,15 +260,6 @@ class Heartbeat:
                 log.debug("heartbeat of run %s not written: %s", self.run_id, exc)
 
 
-@contextlib.contextmanager
-def beating(client: MlflowClient, run_id: str, interval_s: float) -> Iterator[Heartbeat]:
-    heart = Heartbeat(client, run_id, interval_s)
-    try:
-        yield heart
-    finally:
-        heart.stop()
-
-
 def owner_tags() -> dict[str, str]:
     """The tags that make this process a new run's owner."""
     return {OWNER_TAG: str(Owner.me()), HEARTBEAT_TAG: str(now_ms())}

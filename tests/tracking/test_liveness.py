@@ -131,11 +131,12 @@ def test_of_processes_claiming_one_run_at_the_same_moment_exactly_one_wins(tmp_p
 def test_the_heartbeat_is_written_every_interval_and_when_poked(tmp_path) -> None:
     client = new_store(tmp_path)
     run_id = new_run(client, {})
-    with liveness.beating(client, run_id, interval_s=0.2):
-        time.sleep(0.6)
-        first = int(client.get_run(run_id).data.tags[names.HEARTBEAT_TAG])
-        time.sleep(0.5)
-        assert int(client.get_run(run_id).data.tags[names.HEARTBEAT_TAG]) > first
+    heart = liveness.Heartbeat(client, run_id, interval_s=0.2)
+    time.sleep(0.6)
+    first = int(client.get_run(run_id).data.tags[names.HEARTBEAT_TAG])
+    time.sleep(0.5)
+    assert int(client.get_run(run_id).data.tags[names.HEARTBEAT_TAG]) > first
+    heart.stop()
     heart = liveness.Heartbeat(client, run_id, interval_s=60)
     before = client.get_run(run_id).data.tags[names.HEARTBEAT_TAG]
     heart.poke()
