@@ -33,6 +33,17 @@ def sqlite_path(uri: str) -> Path | None:
     return Path(uri.removeprefix(SQLITE_PREFIX).split("?")[0]) if uri.startswith(SQLITE_PREFIX) else None
 
 
+def damaged_store_error(uri: str) -> TrackingError:
+    """A SQLite store whose file is damaged, with how to recover what it holds."""
+    database = sqlite_path(uri)
+    return TrackingError(
+        f"tracking store {uri}: the file is damaged (not a readable SQLite database). Fix: recover what it holds "
+        f"with sqlite3 {database} .recover | sqlite3 {database}.recovered, then move {database} aside and put "
+        f"{database}.recovered in its place (or restore a backup); then mnist-exp-sync pushes what runs "
+        "journaled meanwhile"
+    )
+
+
 def store_error(uri: str, exc: BaseException) -> TrackingError:
     """What went wrong with the store at ``uri``, in words, with the fix."""
     text = f"{exc}".lower()
@@ -41,12 +52,7 @@ def store_error(uri: str, exc: BaseException) -> TrackingError:
         why = "it is locked by another process"
         fix = f"wait for the process writing it to finish (`fuser {database}` names it), or use another store"
     elif any(words in text for words in DAMAGE):
-        why = "the file is damaged (not a readable SQLite database)"
-        fix = (
-            f"recover what it holds with sqlite3 {database} .recover | sqlite3 {database}.recovered, then move "
-            f"{database} aside and put {database}.recovered in its place (or restore a backup); "
-            "then mnist-exp-sync pushes what runs journaled meanwhile"
-        )
+        return damaged_store_error(uri)
     elif "disk is full" in text or "no space left" in text:
         why = "the disk is full"
         fix = "free space on the disk that holds it, or point tracking.store_dir elsewhere"
@@ -79,7 +85,7 @@ def explain(exc: BaseException) -> TrackingError | None:
     """A damaged store's error as one line with the recovery, for whichever store this process opened last."""
     if not is_damage(exc) or not OPENED:
         return None
-    return store_error(OPENED[-1], RuntimeError("malformed"))
+    return damaged_store_error(OPENED[-1])
 
 
 def check_intact(uri: str) -> None:
@@ -95,7 +101,7 @@ def check_intact(uri: str) -> None:
     except sqlite3.DatabaseError as exc:
         raise store_error(uri, exc) from exc
     if verdict != "ok":
-        raise store_error(uri, RuntimeError(f"malformed: {verdict}"))
+        raise damaged_store_error(uri)
 
 
 def check_database_server(uri: str, timeout: float) -> None:
