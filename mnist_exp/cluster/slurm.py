@@ -1,7 +1,7 @@
 """What SLURM's queue says of a sweep's jobs, asked with ``squeue`` (no accounting database needed).
 
 ``sacct`` answers only where SLURM keeps accounting (slurmdbd); it is asked, where it
-answers, only for the final state of a job that left the queue without a result.
+answers, only for the final state of a job that SLURM has forgotten (after ``MinJobAge``).
 """
 
 from __future__ import annotations
@@ -27,6 +27,11 @@ UNSCHEDULABLE = frozenset(
         "QOSMaxGRESPerJob",
     }
 )
+# States of a job that has ended; every other state (REQUEUED, SIGNALING, COMPLETING ...) is still in play.
+ENDED = frozenset(
+    {"BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED",
+     "REVOKED", "TIMEOUT"}
+)  # fmt: skip
 QUERY_TIMEOUT_S = 30
 
 
@@ -40,14 +45,23 @@ class QueuedJob:
     comment: str
 
     @property
+    def ended(self) -> bool:
+        """The job has ended (its state is final); SLURM keeps it in the queue for ``MinJobAge``."""
+        return self.state in ENDED
+
+    @property
     def unschedulable(self) -> bool:
         """Pending for a reason that no wait mends (``ReqNodeNotAvail, UnavailableNodes:...`` included)."""
         return self.state == "PENDING" and self.reason.split(",")[0] in UNSCHEDULABLE
 
 
 def queue(job_ids: list[str] | None = None) -> dict[str, QueuedJob] | None:
-    """The queued and running jobs (of ``job_ids``' arrays, or all), by id; None if SLURM did not answer."""
-    command = ["squeue", "--noheader", "--array", "--format=%i|%T|%r|%k"]
+    """The jobs SLURM knows (of ``job_ids``' arrays, or all), by id; None if SLURM did not answer.
+
+    Every state is asked for: squeue's default shows only pending, running and completing jobs,
+    which hides a job while it is requeued (``REQUEUED``) as well as the state a job ended in.
+    """
+    command = ["squeue", "--noheader", "--array", "--states=all", "--format=%i|%T|%r|%k"]
     if job_ids is not None:
         mains = sorted({job_id.split("_")[0] for job_id in job_ids})
         if not mains:
@@ -71,7 +85,10 @@ def queue(job_ids: list[str] | None = None) -> dict[str, QueuedJob] | None:
 
 
 def final_state(job_id: str) -> str | None:
-    """The state SLURM's accounting gives a job that has left the queue (CANCELLED, NODE_FAIL ...); None without it."""
+    """The state SLURM's accounting gives a job that has left the queue (CANCELLED, NODE_FAIL ...); None without it.
+
+    Asked only once ``queue`` no longer lists the job (after ``MinJobAge``), since ``queue`` gives an ended job's state.
+    """
     try:
         result = subprocess.run(
             ["sacct", "--noheader", "--parsable2", "--allocations", f"--jobs={job_id}", "--format=State"],

@@ -3,7 +3,7 @@
 submitit's own wait asks ``sacct`` for a job's state, which fails on a cluster without
 accounting: a job that died without writing its result was then waited on forever, and
 one job's error aborted the whole sweep. Here each job is watched through its result file
-and ``squeue``: a job that leaves the queue without a result is lost, one that SLURM can
+and ``squeue``: a job that ends without a result is lost, one that SLURM can
 never schedule is cancelled at once, and one that waits long is reported with SLURM's reason.
 """
 
@@ -67,10 +67,13 @@ def wait(submitted: list[Submitted], poll_s: float, pending_report_s: float) -> 
         now = time.monotonic()
         for job_id, item in list(waiting.items()) if queued is not None else ():
             entry = queued.get(job_id)
-            if entry is None:
+            if entry is None or entry.ended:
                 if now - absent_since.setdefault(job_id, now) >= grace_s and not item.has_result():
-                    state = slurm.final_state(job_id) or "its final state is unknown without SLURM accounting"
-                    item.failure = f"SLURM job {job_id} left the queue without a result ({state})"
+                    state = entry.state if entry else slurm.final_state(job_id)
+                    item.failure = (
+                        f"SLURM job {job_id} ended without a result "
+                        f"({state or 'its final state is unknown without SLURM accounting'})"
+                    )
                     del waiting[job_id]
                 continue
             absent_since.pop(job_id, None)
@@ -100,7 +103,7 @@ def wait(submitted: list[Submitted], poll_s: float, pending_report_s: float) -> 
 def cancel_queued(comment: str, poll_s: float, limit_s: float) -> list[str]:
     """Cancel the jobs in the queue whose comment is ``comment``, and wait until they have left it; their ids."""
     queued = slurm.queue() or {}
-    found = sorted(job.job_id for job in queued.values() if job.comment == comment)
+    found = sorted(job.job_id for job in queued.values() if job.comment == comment and not job.ended)
     if not found:
         return []
     log.warning("cancelling SLURM jobs %s, left in the queue by the sweep this one continues", ", ".join(found))
@@ -108,7 +111,7 @@ def cancel_queued(comment: str, poll_s: float, limit_s: float) -> list[str]:
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
         left = slurm.queue(found)
-        if left is not None and not left:
+        if left is not None and all(job.ended for job in left.values()):
             break
         time.sleep(poll_s)
     return found
