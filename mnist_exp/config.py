@@ -9,20 +9,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mnist_exp.display import short
 from mnist_exp.errors import UserError
-from mnist_exp.layout import CONFIG_MODULE, CONFIG_NAME, group_folder
-
-PACKAGE_DIR = Path(__file__).resolve().parent
-
-
-def checkout_root() -> Path | None:
-    """The source checkout the package runs from (an editable install), or None for an installed package."""
-    root = PACKAGE_DIR.parent
-    return root if (root / "pyproject.toml").is_file() else None
-
-
-def project_root() -> Path:
-    """Where the default store lives: the checkout's root, or for an installed package the working folder."""
-    return checkout_root() or Path.cwd()
+from mnist_exp.layout import CONFIG_MODULE, CONFIG_NAME, group_folder, project_root
 
 
 def class_folders(path: str) -> list[str]:
@@ -44,6 +31,13 @@ def numbered(count: int) -> list[str]:
     return [str(i) for i in range(int(count))]
 
 
+def run_name(recipe: str, _root_: DictConfig) -> str:
+    """``${run_name:recipe}``: the recipe, then what sets this run apart (see ``naming``)."""
+    from mnist_exp.naming import run_name as name
+
+    return name(recipe, _root_)
+
+
 def store_files(uri: str, store_dir: str) -> str:
     """``${store_files:uri,store_dir}``: the folder of a ``sqlite:///`` store's file, else ``store_dir``."""
     if uri.startswith("sqlite:///"):
@@ -60,6 +54,7 @@ RESOLVERS = {
     "npz_num_classes": npz_num_classes,
     "numbered": numbered,
     "store_files": store_files,
+    "run_name": run_name,
 }
 
 

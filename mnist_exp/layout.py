@@ -17,6 +17,20 @@ EXPERIMENTS_MODULE = "mnist_exp.experiments"
 EXPERIMENT_GROUP = "experiment"
 
 
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def checkout_root() -> Path | None:
+    """The source checkout the package runs from (an editable install), or None for an installed package."""
+    root = PACKAGE_DIR.parent
+    return root if (root / "pyproject.toml").is_file() else None
+
+
+def project_root() -> Path:
+    """Where the default store lives: the checkout's root, or for an installed package the working folder."""
+    return checkout_root() or Path.cwd()
+
+
 def package_folder(module: str) -> Path:
     """The folder an installed package of configs lives in (the checkout's own in an editable install)."""
     return Path(str(files(module)))

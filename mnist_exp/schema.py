@@ -15,8 +15,8 @@ from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
 
-from mnist_exp.config import project_root
 from mnist_exp.errors import UserError
+from mnist_exp.layout import project_root
 
 PositiveInt = Annotated[int, Field(ge=1)]
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]

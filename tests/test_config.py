@@ -11,7 +11,8 @@ import keras
 import pytest
 from hydra.errors import ConfigCompositionException
 
-from mnist_exp.config import checkout_root, compose, group_options
+from mnist_exp.config import compose, group_options
+from mnist_exp.layout import checkout_root
 from mnist_exp.network import build_model, build_optimizer, build_partial
 
 RECIPE = [
@@ -48,7 +49,7 @@ def test_every_option_composes_and_builds(dataset: str, model: str, optimizer: s
     built_optimizer = build_optimizer(cfg, steps_per_epoch=750)
     assert type(built_optimizer).__name__.lower() == optimizer
     assert float(built_optimizer.learning_rate) == pytest.approx(cfg.optimizer.learning_rate)
-    assert cfg.tracking.run_name == f"{model}-{dataset}-{optimizer}-lr{cfg.optimizer.learning_rate}"
+    assert cfg.tracking.run_name == f"{model}-{dataset}-{optimizer}"
 
 
 @pytest.mark.parametrize("experiment", group_options("experiment"))

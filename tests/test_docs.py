@@ -19,7 +19,8 @@ import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import IntervalSweep
 
-from mnist_exp.config import checkout_root, compose
+from mnist_exp.config import compose
+from mnist_exp.layout import checkout_root
 
 ROOT = checkout_root()
 pytestmark = pytest.mark.skipif(ROOT is None, reason="needs the source checkout")

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from helpers import FAST, ONE_EPOCH
 
-from mnist_exp.config import checkout_root
+from mnist_exp.layout import checkout_root
 
 ROOT = checkout_root()
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(ROOT is None, reason="needs the source checkout")]

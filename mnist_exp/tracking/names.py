@@ -5,6 +5,7 @@ from __future__ import annotations
 # Environment variables.
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"  # MLflow's own; the config reads it first
 PARENT_ENV = "MNIST_EXP_SWEEP_PARENT_RUN_ID"  # a sweep's parent run, passed to its jobs by every launcher
+SWEPT_ENV = "MNIST_EXP_SWEPT_KEYS"  # the config keys a sweep varies (comma-separated), for its jobs' run names
 
 # Run tags.
 PARENT_RUN_TAG = "mlflow.parentRunId"  # MLflow's: nests a sweep's jobs under its parent

@@ -23,7 +23,8 @@ from mlflow.tracking.context.registry import resolve_tags
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from mnist_exp import errors, stops
-from mnist_exp.config import checkout_root
+from mnist_exp.display import cut
+from mnist_exp.layout import checkout_root
 from mnist_exp.schema import not_hashed_keys
 from mnist_exp.tracking import liveness, names
 from mnist_exp.tracking.record import RunRecord
@@ -152,7 +153,7 @@ def start_run(
     tags = tags | liveness.owner_tags()
     if parent is not None:  # the job number keeps names apart when two jobs' values round alike
         tags = tags | {names.PARENT_RUN_TAG: parent, names.SWEEP_JOB_TAG: str(job)}
-        name = f"{name}-{job}"
+        name = cut(name, f" #{job}")
     return client.create_run(experiment_id, run_name=name, tags=resolve_tags(tags)).info.run_id
 
 

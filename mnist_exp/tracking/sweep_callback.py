@@ -11,11 +11,11 @@ import os
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, read_write
+from omegaconf import DictConfig, OmegaConf, read_write
 
 from mnist_exp.stops import WorkerStops
 from mnist_exp.tracking.multirun import OPEN_SWEEPS
-from mnist_exp.tracking.names import PARENT_ENV, TRACKING_URI_ENV
+from mnist_exp.tracking.names import PARENT_ENV, SWEPT_ENV, TRACKING_URI_ENV
 
 
 def quoted(value: str) -> str:
@@ -32,6 +32,16 @@ def pass_to_jobs(config: DictConfig, env: dict[str, str]) -> None:
     """
     with read_write(config.hydra.overrides):
         config.hydra.overrides.hydra.extend([f"++hydra.job.env_set.{k}={quoted(v)}" for k, v in env.items()])
+
+
+def swept_keys(config: DictConfig) -> list[str]:
+    """The keys a sweep varies: its sweep overrides (``a=1,2``, ``range(...)``) and its sweeper's params."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
+    keys = [o.get_key_element().lstrip("+~") for o in parsed if o.is_sweep_override()]
+    params = OmegaConf.select(config, "hydra.sweeper.params", default=None) or {}
+    return list(dict.fromkeys([*keys, *params]))
 
 
 class MlflowSweepCallback(Callback):
@@ -58,7 +68,8 @@ class MlflowSweepCallback(Callback):
                 errors.report(exc if isinstance(exc, errors.UserError) else store.store_error(config.tracking.uri, exc))
             ) from None
         os.environ[PARENT_ENV] = run_id
-        pass_to_jobs(config, {PARENT_ENV: run_id} | {k: os.environ[k] for k in (TRACKING_URI_ENV,) if k in os.environ})
+        passed = {PARENT_ENV: run_id, SWEPT_ENV: ",".join(swept_keys(config))}
+        pass_to_jobs(config, passed | {k: os.environ[k] for k in (TRACKING_URI_ENV,) if k in os.environ})
         OPEN_SWEEPS[run_id] = config
         self.stops = WorkerStops(config.sweep.stop_grace_s, settled=lambda: sweeps.no_job_running(config, run_id))
         self.stops.install()
