@@ -206,7 +206,7 @@ class Setup:
 def open_destination(cfg: DictConfig) -> Destination:
     """The store and experiment the run goes to (a sweep job: its parent's), created if needed."""
     parent = multirun.parent_run_id()
-    experiment_id = store.connect(cfg.tracking, patient=parent is not None)
+    experiment_id = store.connect(cfg.tracking, cfg.objective, patient=parent is not None)
     client = store.open_store(cfg.tracking.uri)
     if parent is not None:
         experiment_id = client.get_run(parent).info.experiment_id
@@ -260,7 +260,8 @@ def open_run(cfg: DictConfig, destination: Destination, setup: Setup, digest: st
     except StoreAwayError as exc:
         raise store.store_error(cfg.tracking.uri, exc.__cause__ or exc) from exc
     folder = run_folder(cfg.tracking, run_id)
-    return RunRecord(client, run_id, folder, cfg.tracking.retry_s, cfg.tracking.heartbeat_s)
+    system_metrics_s = cfg.tracking.system_metrics_s if cfg.tracking.system_metrics else None
+    return RunRecord(client, run_id, folder, cfg.tracking.retry_s, cfg.tracking.heartbeat_s, system_metrics_s)
 
 
 def log_config(cfg: DictConfig, record: RunRecord, setup: Setup) -> None:

@@ -191,6 +191,8 @@ class Tracking(Strict):
     retry_s: Annotated[float, Field(ge=0)]
     heartbeat_s: Annotated[float, Field(gt=0)]
     dead_after_s: Annotated[float, Field(gt=0)]
+    system_metrics: bool
+    system_metrics_s: Annotated[float, Field(gt=0)]
 
     @model_validator(mode="after")
     def files_beside_the_store(self) -> Tracking:

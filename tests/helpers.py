@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+from omegaconf import DictConfig
 from PIL import Image, ImageDraw, ImageFont
 
 from mnist_exp.data import idx
@@ -225,3 +226,22 @@ def write_pictures(folder: Path, per_class: int, seed: int = 0) -> list[Path]:
             image.save(path, fmt)
             written.append(path)
     return written
+
+
+@contextlib.contextmanager
+def as_hydra_job(overrides: list[str], multirun: bool = False) -> Iterator[DictConfig]:
+    """The config of a Hydra job started with ``overrides``, with Hydra's job state set as ``@hydra.main`` sets it."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    from mnist_exp.config import compose
+
+    full = compose(overrides, return_hydra_config=True)
+    if multirun:
+        with open_dict(full):
+            full.hydra.mode = "MULTIRUN"
+    HydraConfig.instance().set_config(full)
+    try:
+        yield compose(overrides)
+    finally:
+        HydraConfig.instance().cfg = None

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import OmegaConf, open_dict
+from helpers import as_hydra_job
+from omegaconf import OmegaConf
 
-from mnist_exp.config import compose
 from mnist_exp.display import RUN_NAME_LIMIT
 from mnist_exp.tracking.names import SWEPT_ENV
 from mnist_exp.tracking.sweep_callback import swept_keys
@@ -14,15 +13,8 @@ from mnist_exp.tracking.sweep_callback import swept_keys
 
 def name_in_job(overrides: list[str], multirun: bool = False) -> str:
     """``tracking.run_name`` as the Hydra job started with ``overrides`` resolves it."""
-    cfg = compose(overrides, return_hydra_config=True)
-    if multirun:
-        with open_dict(cfg):
-            cfg.hydra.mode = "MULTIRUN"
-    HydraConfig.instance().set_config(cfg)
-    try:
+    with as_hydra_job(overrides, multirun) as cfg:
         return cfg.tracking.run_name
-    finally:
-        HydraConfig.instance().cfg = None
 
 
 def test_a_run_is_named_by_its_recipe_and_the_overrides_that_change_it() -> None:

@@ -38,6 +38,10 @@ MIGRATED_FROM_TAG = "migrated_from"
 REPRODUCED_FROM_TAG = "reproduced_from"
 MODEL_RUN_ID_TAG = "run_id"  # on a registered model version
 
+# Experiment tags.
+SAVED_VIEW_TAG_PREFIX = "mlflow.sharedViewState."  # the MLflow UI's saved runs-table views: one tag each
+RUNS_VIEW = "mnist-exp"  # mnist-exp's view of an experiment's runs, which mnist-exp-ui opens on
+
 # Params beside the config's own.
 PRECISION_PARAM = "precision"  # the dtype policy the run computed in (training.precision may say auto)
 NUM_PARAMS_PARAM = "model.num_params"

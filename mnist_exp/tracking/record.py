@@ -29,6 +29,7 @@ from mnist_exp.tracking.liveness import Heartbeat
 from mnist_exp.tracking.names import CHECKPOINT_MODEL as MODEL_FILE
 from mnist_exp.tracking.names import JOURNAL, MODEL_NAME, RUN_INFO, STAGED
 from mnist_exp.tracking.store import is_damage, store_error, use_store
+from mnist_exp.tracking.system_metrics import SystemMetrics
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -103,13 +104,21 @@ class RunRecord:
     """Writes one run's record to the store through a journal that survives the store's absence."""
 
     def __init__(
-        self, client: MlflowClient, run_id: str, folder: Path, retry_s: float, heartbeat_s: float | None = None
+        self,
+        client: MlflowClient,
+        run_id: str,
+        folder: Path,
+        retry_s: float,
+        heartbeat_s: float | None = None,
+        system_metrics_s: float | None = None,
     ) -> None:
         self.client, self.run_id, self.folder, self.retry_s = client, run_id, folder, retry_s
         self.stopping = threading.Event()  # set when the run stops: no more waiting on the store
         self._lock = threading.RLock()
         # a running run's proof of life, every heartbeat_s and at every metric write (see liveness)
         self.heartbeat = Heartbeat(client, run_id, heartbeat_s) if heartbeat_s else None
+        # CPU, memory, disk, network and GPU use while the run lives, every system_metrics_s
+        self.system = SystemMetrics(client.tracking_uri, run_id, system_metrics_s) if system_metrics_s else None
         folder.mkdir(parents=True, exist_ok=True)
         info = {"run_id": run_id, "tracking_uri": client.tracking_uri}
         (folder / RUN_INFO).write_text(json.dumps(info, indent=2) + "\n")
@@ -173,9 +182,14 @@ class RunRecord:
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
 
+    def stop_watching(self) -> None:
+        """Stop the run's heartbeat and system metrics: the process is done with it."""
+        for companion in (self.heartbeat, self.system):
+            if companion is not None:
+                companion.stop()
+
     def terminate(self, status: str) -> None:
-        if self.heartbeat is not None:
-            self.heartbeat.stop()
+        self.stop_watching()
         self._write({"op": "terminate", "status": status, "end_time": int(time.time() * 1000)})
 
     # The journal.
@@ -205,8 +219,7 @@ class RunRecord:
 
     def close(self) -> bool:
         """Push what is journaled; remove the folder once the record is whole. True when it is."""
-        if self.heartbeat is not None:
-            self.heartbeat.stop()
+        self.stop_watching()
         whole = self.flush(0 if self.stopping.is_set() else self.retry_s)
         if not whole:
             log.warning(

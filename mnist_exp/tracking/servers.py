@@ -12,8 +12,8 @@ import time
 
 from omegaconf import DictConfig
 
-from mnist_exp.tracking import store
-from mnist_exp.tracking.names import TEST_ACCURACY
+from mnist_exp.tracking import store, views
+from mnist_exp.tracking.names import RUNS_VIEW
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -115,17 +115,22 @@ def serve(command: list[str], host: str, port: int, label: str, timeout: float, 
 # The UI's model-training view (runs, metrics, models) rather than its GenAI view (traces, sessions),
 # the runs sorted by test accuracy, best first.
 MODEL_TRAINING_VIEW = "workflowType=machine_learning"
-BEST_FIRST = f"orderByKey=metrics.%60{TEST_ACCURACY}%60&orderByAsc=false"
+VIEW_KEY_PARAM = "viewStateShareKey"  # the UI's URL parameter that opens a saved view
 
 
 def landing_page(uri: str) -> str:
-    """The page to open first: the runs table of the newest run's experiment, in the model-training view."""
+    """The page to open first: the newest run's experiment in the model-training view, on mnist-exp's saved view.
+
+    The view is brought up to date first: the params that differ between the runs become columns.
+    """
     client = store.open_store(uri)
     experiments = [e.experiment_id for e in client.search_experiments()]
     newest = client.search_runs(experiments, order_by=["attributes.start_time DESC"], max_results=1)
     if not newest:
         return f"#/experiments?{MODEL_TRAINING_VIEW}"
-    return f"#/experiments/{newest[0].info.experiment_id}/runs?{MODEL_TRAINING_VIEW}&{BEST_FIRST}"
+    experiment_id = newest[0].info.experiment_id
+    views.refresh(client, experiment_id)
+    return f"#/experiments/{experiment_id}/runs?{MODEL_TRAINING_VIEW}&{VIEW_KEY_PARAM}={RUNS_VIEW}"
 
 
 def ui_command(uri: str, host: str, port: int, allowed_hosts: str | None = None) -> list[str]:

@@ -16,6 +16,7 @@ from mlflow.entities import Run
 from omegaconf import DictConfig
 
 from mnist_exp.errors import UserError
+from mnist_exp.tracking import views
 from mnist_exp.tracking.names import EXPERIMENT_KIND_TAG, TRACKING_URI_ENV
 
 SQLITE_PREFIX = "sqlite:///"
@@ -275,11 +276,12 @@ def use_store(uri: str) -> None:
         os.environ[TRACKING_URI_ENV] = before
 
 
-def connect(tracking_cfg: DictConfig, patient: bool = False) -> str:
+def connect(tracking_cfg: DictConfig, objective: DictConfig, patient: bool = False) -> str:
     """Point MLflow at the configured store and return the experiment's id, creating both if needed.
 
     A local SQLite store gets its folder created and new experiments keep their
-    artifacts at ``artifact_location``; a server decides for itself. A store that
+    artifacts at ``artifact_location``; a server decides for itself. A new experiment
+    gets the UI's saved view of its runs, sorted by ``objective`` (``views``). A store that
     does not answer is an error after ``request_timeout_s`` (a user waits), or with
     ``patient`` (a sweep's job: nobody waits) after ``retry_s``.
     """
@@ -295,7 +297,7 @@ def connect(tracking_cfg: DictConfig, patient: bool = False) -> str:
             local = sqlite_path(uri) is not None
             location = Path(tracking_cfg.artifact_location).resolve().as_uri() if local else None
             # Tell the MLflow UI these are model-training runs, so it opens on the runs table.
-            tags = {EXPERIMENT_KIND_TAG: "custom_model_development"}
+            tags = {EXPERIMENT_KIND_TAG: "custom_model_development"} | views.experiment_tags(objective)
             try:
                 return client.create_experiment(tracking_cfg.experiment_name, artifact_location=location, tags=tags)
             except mlflow.exceptions.MlflowException as exc:  # another process (on a server) made it first

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from helpers import free_port
 from mlflow import MlflowClient
 
@@ -42,3 +44,31 @@ def test_a_full_or_damaged_store_is_not_waited_for_and_its_error_reads_in_one_li
     assert is_hopeless(error)
     assert first_line(error) == "(sqlite3.OperationalError) database or disk is full"
     assert not is_hopeless(Exception("database is locked"))
+
+
+def test_a_runs_system_metrics_are_sampled_while_it_runs_and_go_on_counting_when_resumed(tmp_path) -> None:
+    client = open_store(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    run_id = client.create_run(client.create_experiment("e")).info.run_id
+    cpu, memory = "system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"
+
+    def steps(metric: str) -> list[int]:
+        return sorted(m.step for m in client.get_metric_history(run_id, metric))
+
+    record = RunRecord(client, run_id, tmp_path / "run", retry_s=0.2, system_metrics_s=0.2)
+    time.sleep(1.2)
+    record.terminate("KILLED")
+    first = steps(cpu)
+    assert len(first) >= 3 and first == list(range(len(first))), first
+    assert all(0 <= m.value <= 100 for m in client.get_metric_history(run_id, cpu))
+    assert max(m.value for m in client.get_metric_history(run_id, memory)) > 0
+    time.sleep(0.5)
+    assert steps(cpu) == first  # stopped with the run
+
+    client.update_run(run_id, "RUNNING")  # resumed: the steps go on after the last
+    resumed = RunRecord(client, run_id, tmp_path / "run", retry_s=0.2, system_metrics_s=0.2)
+    time.sleep(0.7)
+    resumed.terminate("FINISHED")
+    assert steps(cpu)[: len(first) + 1] == list(range(len(first) + 1))
+
+    quiet = RunRecord(client, run_id, tmp_path / "quiet", retry_s=0.2)  # tracking.system_metrics=false
+    assert quiet.system is None
