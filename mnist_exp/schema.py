@@ -219,6 +219,7 @@ class Tracking(Strict):
 class Sweep(Strict):
     resume: str | None
     stop_grace_s: Annotated[float, Field(gt=0)]
+    max_failures: PositiveInt | None
 
 
 class Objective(Strict):

@@ -77,7 +77,10 @@ class OptunaPruningSweeper(Sweeper):
             "study %s (%s): %d trials in all, %d already there, %d at a time; pruner %s",
             name, self.storage, self.n_trials, len(study.trials), n_jobs, type(self.pruner).__name__,
         )  # fmt: skip
-        run = StudyRun(study, storage, self.storage, space, fixed, self.n_trials, n_jobs, first_job=len(study.trials))
+        run = StudyRun(
+            study, storage, self.storage, space, fixed, self.n_trials, n_jobs,
+            first_job=len(study.trials), max_failures=self.config.sweep.max_failures,
+        )  # fmt: skip
         run.run(self.launch)
         return study
 

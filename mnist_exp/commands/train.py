@@ -38,6 +38,14 @@ def main(cfg: DictConfig) -> float:
     signal.signal(signal.SIGTERM, interrupt)  # in a launcher's worker process too
     try:
         raise_if_pending()  # a sweep stopped while Hydra set this job up
+        if multirun.in_sweep():
+            from mnist_exp.tracking import sweeps
+
+            try:
+                sweeps.stop_if_failing(cfg)
+            except sweeps.SweepStoppedError as stopped:
+                log.warning("job not launched: %s", stopped)
+                return math.nan
         results = train(cfg)
         if not multirun.in_sweep():
             finished_runs.append(results["run_id"])
@@ -87,13 +95,9 @@ def cli() -> None:
     except BaseException:
         close_open_sweeps()
         raise
-    for parent, outcome in multirun.EMPTY_SWEEPS.items():
-        print(
-            f"error: no job of the sweep finished ({outcome}); its parent run {parent} ended FAILED. "
-            "Fix: read the jobs' error tags (mnist-exp-report shows them), correct the config, run again",
-            file=sys.stderr,
-        )
-    if multirun.EMPTY_SWEEPS:
+    for why in multirun.FAILED_SWEEPS.values():
+        print(f"error: {why}", file=sys.stderr)
+    if multirun.FAILED_SWEEPS:
         raise SystemExit(1)
     if finished_runs:
         logging.shutdown()

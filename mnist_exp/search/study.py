@@ -39,7 +39,9 @@ class StudyRun:
     n_trials: int
     n_jobs: int
     first_job: int = 0
+    max_failures: int | None = None  # no new trials once this many have failed (sweep.max_failures)
     stopping: threading.Event = field(default_factory=threading.Event)
+    failed_out: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -54,7 +56,7 @@ class StudyRun:
     def next_trial(self) -> tuple[optuna.Trial, list[str], int] | None:
         """The next trial to run (an interrupted one first), its overrides and its job number; None when done."""
         with self._lock:
-            if self.stopping.is_set():
+            if self.stopping.is_set() or self.failed_out.is_set():
                 return None
             if self._leftover:
                 number = self._leftover.pop(0)
@@ -82,6 +84,12 @@ class StudyRun:
             self.study.tell(trial, state=TrialState.PRUNED)
         elif value is None or not math.isfinite(value):
             self.study.tell(trial, state=TrialState.FAIL)
+            failed = len(self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
+            if self.max_failures is not None and failed >= self.max_failures and not self.failed_out.is_set():
+                log.error(
+                    "study %s: %d trials failed (sweep.max_failures): no new trials", self.study.study_name, failed
+                )
+                self.failed_out.set()
         else:
             self.study.tell(trial, value)
 

@@ -12,8 +12,8 @@ from mnist_exp.tracking.names import PARENT_ENV
 
 # Sweeps this process opened and has not closed yet: parent run id -> the sweep's config.
 OPEN_SWEEPS: dict[str, DictConfig] = {}
-# Sweeps this process closed with no finished job: parent run id -> what the jobs did.
-EMPTY_SWEEPS: dict[str, str] = {}
+# Sweeps this process closed FAILED (no job finished, or too many failed): parent run id -> why, in one line.
+FAILED_SWEEPS: dict[str, str] = {}
 # The run this process trains or trained last: a scheduler's requeue continues it (``note_run``).
 _current_run: list[str] = []
 

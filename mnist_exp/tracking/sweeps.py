@@ -21,11 +21,13 @@ from omegaconf import DictConfig
 
 from mnist_exp.errors import UserError
 from mnist_exp.tracking import liveness, reports, runs, store
-from mnist_exp.tracking.multirun import EMPTY_SWEEPS, OPEN_SWEEPS, hydra_overrides, job_number, parent_run_id
+from mnist_exp.tracking.multirun import FAILED_SWEEPS, OPEN_SWEEPS, hydra_overrides, job_number, parent_run_id
 from mnist_exp.tracking.names import (
+    ERROR_TAG,
     PARENT_ENV,
     STOP_REASON_TAG,
     SWEEP_DIR_TAG,
+    SWEEP_JOB_TAG,
     SWEEP_LOST_TAG,
     SWEEP_OVERRIDES_TAG,
     SWEEP_PARENT_ROLE,
@@ -42,6 +44,34 @@ def record_failure(cfg: DictConfig, exc: BaseException) -> None:
     if parent is not None:
         client = store.open_store(cfg.tracking.uri)
         runs.record_failed_job(client, cfg, parent, str(job_number()), hydra_overrides(), exc)
+
+
+class SweepStoppedError(Exception):
+    """A sweep job not launched: the sweep has had ``sweep.max_failures`` failed jobs."""
+
+
+def failed_enough(client: MlflowClient, parent: str, limit: int | None) -> str | None:
+    """Why the sweep stops launching jobs (its failed jobs have reached ``limit``), or None while it goes on."""
+    if limit is None:
+        return None
+    failed = [run for run in reports.children(client, parent) if run.info.status == "FAILED"]
+    if len(failed) < limit:
+        return None
+    first = min(failed, key=lambda run: run.info.end_time or run.info.start_time)
+    error = " ".join(first.data.tags.get(ERROR_TAG, "its error was not recorded").split())[:500]
+    return (
+        f"the sweep stopped launching jobs after {len(failed)} failed (sweep.max_failures={limit}); "
+        f"the first, job {first.data.tags.get(SWEEP_JOB_TAG, '?')}: {error}"
+    )
+
+
+def stop_if_failing(cfg: DictConfig) -> None:
+    """Raise ``SweepStoppedError`` in a sweep job whose sweep has failed ``sweep.max_failures`` times."""
+    parent = parent_run_id()
+    if parent is not None and (
+        why := failed_enough(store.open_store(cfg.tracking.uri), parent, cfg.sweep.max_failures)
+    ):
+        raise SweepStoppedError(why)
 
 
 class JobWithoutResultError(Exception):
@@ -149,10 +179,21 @@ def close(config: DictConfig, parent: str, interrupted: bool) -> None:
         log.exception("could not write the summary of sweep %s; its parent run ends all the same", parent)
         statuses = [run.info.status for run in reports.children(client, parent)]
         finished, failed = statuses.count("FINISHED"), statuses.count("FAILED")
-    status = "KILLED" if interrupted else "FINISHED" if finished else "FAILED"
+    stopped = None if interrupted else failed_enough(client, parent, config.sweep.max_failures)
+    status = "KILLED" if interrupted else "FINISHED" if finished and not stopped else "FAILED"
+    if stopped:
+        client.set_tag(parent, STOP_REASON_TAG, stopped)
+        FAILED_SWEEPS[parent] = (
+            f"{stopped}. Its parent run {parent} ended FAILED with the summary of the {finished} finished. "
+            "Fix: correct what failed, then run the same command again with sweep.resume=<the parent run id>"
+        )
+    elif status == "FAILED":
+        FAILED_SWEEPS[parent] = (
+            f"no job of the sweep finished ({f'{failed} failed' if failed else 'no job ran'}); its parent run "
+            f"{parent} ended FAILED. Fix: read the jobs' error tags (mnist-exp-report shows them), correct the "
+            "config, run again"
+        )
     client.set_terminated(parent, status)
-    if not interrupted and not finished:
-        EMPTY_SWEEPS[parent] = f"{failed} failed" if failed else "no job ran"
     if interrupted:
         log.warning("sweep interrupted: parent run %s ends KILLED with the summary of what finished", parent)
 

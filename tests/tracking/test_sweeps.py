@@ -162,3 +162,41 @@ def test_optuna_sweep_gives_a_child_per_trial_and_the_parent_holds_the_best(tmp_
     for key, value in study.best_params.items():
         assert float(parent.data.params[key]) == pytest.approx(float(value))
         assert parent.data.params[key] == best.data.params[key]
+
+
+@pytest.mark.parametrize("launcher", ["basic", "local_parallel", "optuna"])
+def test_a_sweep_stops_launching_jobs_once_max_failures_have_failed(tmp_path, synthetic, launcher) -> None:
+    """Four jobs that would all fail, sweep.max_failures=1: the sweep stops after the first (the jobs that had
+    started beside it in parallel excepted), its parent ends FAILED with the reason, the exit code is 1."""
+    store, sweep_dir = tmp_path / "mlruns", tmp_path / "sweep"
+    if launcher == "optuna":  # a study that asks no new trial once one has failed
+        grid = ["experiment=optuna_search", "launcher=basic", "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=1",
+                "model.layers.conv1.filters=-1"]  # fmt: skip
+    else:
+        grid = [f"launcher={launcher}", "model.layers.dense1.units=-1,-2,-3,-4"]
+    command = [sys.executable, "-m", "mnist_exp.commands.train", "-m", *synthetic, *ONE_EPOCH, *grid]
+    overrides = [f"tracking.store_dir={store}", f"hydra.sweep.dir={sweep_dir}", "sweep.max_failures=1"]
+    result = subprocess.run([*command, *overrides], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stderr[-3000:]
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, result.stderr[-3000:]
+    assert "the sweep stopped launching jobs after" in lines[0] and "(sweep.max_failures=1)" in lines[0]
+    assert "cannot build 'keras.layers." in lines[0]  # the first failure's error, which names the layer
+    client = MlflowClient(f"sqlite:///{store / 'mlflow.db'}")
+    (parent,) = client.search_runs(
+        [e.experiment_id for e in client.search_experiments()], "tags.`sweep.role` = 'parent'"
+    )
+    assert parent.info.status == "FAILED" and parent.info.run_id in lines[0]
+    assert "sweep.max_failures=1" in parent.data.tags["stop.reason"]
+    jobs = children(client, parent.info.run_id)
+    in_parallel = 2 if launcher == "local_parallel" else 1  # jobs running when the first failed
+    assert 1 <= len(jobs) <= in_parallel and all(run.info.status == "FAILED" for run in jobs)
+    assert parent.data.metrics["jobs_failed"] == len(jobs)
+    if launcher == "optuna":
+        study = optuna.load_study(
+            study_name=f"mnist-exp-{parent.info.run_id}", storage=f"sqlite:///{store / 'optuna.db'}"
+        )
+        assert len(study.trials) == 1
+    else:
+        output = result.stdout + result.stderr
+        assert output.count("job not launched: the sweep stopped launching jobs") == 4 - len(jobs)
