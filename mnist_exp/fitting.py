@@ -34,7 +34,7 @@ from mnist_exp.plan import plan as choose_plan
 from mnist_exp.search.job_trial import JobTrial
 from mnist_exp.search.trials import ReportToTrial, epoch_metric
 from mnist_exp.tracking import liveness, multirun, names, runs, store
-from mnist_exp.tracking.checkpoints import EpochCheckpoint, ResumePoint, checkpoint_folder, run_folder
+from mnist_exp.tracking.checkpoints import BestEpoch, EpochCheckpoint, ResumePoint, checkpoint_folder, run_folder
 from mnist_exp.tracking.epochs import MlflowEpochLogger
 from mnist_exp.tracking.record import RunRecord, StoreAwayError, retrying
 
@@ -69,12 +69,17 @@ def signature(dataset_cfg: DictConfig) -> ModelSignature:
     return ModelSignature(inputs=Schema([images]), outputs=Schema([probabilities]))
 
 
-def log_training_artifacts(cfg: DictConfig, record: RunRecord, model: keras.Model, history: dict) -> None:
-    """Learning curves, model summary and the model itself."""
+def log_model(cfg: DictConfig, record: RunRecord, model: keras.Model, epoch: int) -> None:
+    """The model, holding ``epoch``'s weights, as a LoggedModel of the run at that step."""
+    record.log_model(model, signature(cfg.dataset).to_dict(), runs.model_requirements(), epoch)
+
+
+def log_training_artifacts(cfg: DictConfig, record: RunRecord, model: keras.Model, history: dict, epoch: int) -> None:
+    """Learning curves, model summary and the run's model (``epoch``'s; with ``checkpoints=every``, logged already)."""
     record.log_figure(plots.learning_curves(history), names.LEARNING_CURVES_FILE)
     record.log_text(model_summary(model), names.MODEL_SUMMARY_FILE)
-    if cfg.tracking.log_model:
-        record.log_model(model, signature(cfg.dataset).to_dict(), runs.model_requirements())
+    if cfg.tracking.log_model and cfg.tracking.checkpoints != "every":
+        log_model(cfg, record, model, epoch)
 
 
 def predict_batches(model: keras.Model, batches: tf.data.Dataset) -> np.ndarray:
@@ -143,6 +148,14 @@ def fit_and_log(
     if start is not None:
         epoch_logger.catch_up(start.history)
     checkpoint = EpochCheckpoint(checkpoint_folder(record.folder), model, epoch_logger, start.history if start else {})
+    every = cfg.tracking.log_model and cfg.tracking.checkpoints == "every"
+    best = BestEpoch(
+        checkpoint_folder(record.folder), model,
+        monitor=epoch_metric(cfg.objective.metric, has_validation=val_data is not None),
+        maximize=cfg.objective.direction == "maximize",
+        history=start.history if start else {},
+        log_epoch=(lambda epoch: log_model(cfg, record, model, epoch)) if every else None,
+    )  # fmt: skip
     pruning = trial_reporter(cfg, has_validation=val_data is not None)
     if epochs_done < cfg.training.epochs:
         try:
@@ -158,6 +171,7 @@ def fit_and_log(
                         epoch_logger,
                         StopOnDivergence(),
                         checkpoint,
+                        best,
                         *([pruning] if pruning else []),
                         stop_on_signal,
                     ],
@@ -171,11 +185,18 @@ def fit_and_log(
     if pruning is not None and pruning.pruned_epoch is not None:
         record.set_tags({names.PRUNED_TAG: "true", names.PRUNED_EPOCH_TAG: str(pruning.pruned_epoch)})
     history = checkpoint.history
+    last = len(history[names.EPOCH_TIME])
+    epoch = last if cfg.tracking.checkpoints == "last" else best.restore(last)  # the run's model: tested and logged
     test_data = batches(data.test, classes, eval_batch_size)
-    probabilities = predict_while(lambda: log_training_artifacts(cfg, record, model, history), trainer, test_data)
+    probabilities = predict_while(
+        lambda: log_training_artifacts(cfg, record, model, history, epoch), trainer, test_data
+    )
     results = classification_metrics(data.test.labels, probabilities)
     results |= summary_metrics(history, len(data.train))
-    record.log_metrics(results)
+    if cfg.tracking.log_model:  # the final metrics, linked to the model they measure
+        record.log_run_model(epoch, results)
+    else:
+        record.log_metrics(results)
     predicted = probabilities.argmax(axis=1)
     figure = plots.confusion_matrix(data.test.labels, predicted, list(cfg.dataset.class_names))
     record.log_figure(figure, names.CONFUSION_MATRIX_FILE)

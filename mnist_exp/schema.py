@@ -183,6 +183,7 @@ class Tracking(Strict):
     experiment_name: Annotated[str, Field(min_length=1)]
     run_name: str
     log_model: bool
+    checkpoints: Literal["best", "last", "every"]
     registered_model_name: str
     tags: dict[str, str]
     runs_dir: str

@@ -139,7 +139,8 @@ def test_each_epoch_trains_one_pass_over_the_training_images(finished) -> None:
     models = mlflow.search_logged_models(experiment_ids=[run.info.experiment_id], output_format="list")
     model = mlflow.keras.load_model(f"models:/{models[0].model_id}")
     steps_per_epoch = 16  # 512 training images in batches of 32, run in chunks of 5 steps
-    assert int(model.optimizer.iterations) == 3 * steps_per_epoch
+    epoch = int(models[0].tags["epoch"])  # the run's model is its best epoch's, optimizer state and all
+    assert int(model.optimizer.iterations) == epoch * steps_per_epoch
 
 
 def test_command_line_run_records_its_overrides(tmp_path, synthetic) -> None:
@@ -194,3 +195,38 @@ def test_without_validation_data_no_val_metric_is_logged_and_the_objective_says_
     assert results["objective_metric"] == "test_accuracy"
     assert results["objective"] == results["test_accuracy"]
     assert "no validation data; objective test_accuracy (no validation data for best_val_accuracy)" in caplog.text
+
+
+def test_the_runs_model_is_its_best_epochs_and_carries_the_metrics_it_scored(finished) -> None:
+    """tracking.checkpoints=best (the default): one LoggedModel, the best epoch's, at its step, the run's metrics
+    linked to it; the run's test metrics are that model's."""
+    results, run = finished
+    client = MlflowClient(mlflow.get_tracking_uri())
+    (model,) = client.search_logged_models([run.info.experiment_id])
+    val = sorted(client.get_metric_history(run.info.run_id, "val_accuracy"), key=lambda m: m.step)
+    best = max(val, key=lambda m: m.value).step  # the first epoch that reached the best
+    assert model.tags == model.tags | {"epoch": str(best), "run_model": "true"}
+    linked = {(m.key, m.step): m.value for m in model.metrics}
+    assert linked[("val_accuracy", best)] == pytest.approx(val[best - 1].value)
+    assert linked[("test_accuracy", 0)] == pytest.approx(results["test_accuracy"])
+
+
+def test_every_epoch_can_be_a_model_and_register_and_predict_take_any(synthetic, store) -> None:
+    from mnist_exp.config import compose
+    from mnist_exp.tracking.registry import ModelLookupError, register, resolve
+    from mnist_exp.train import train
+
+    overrides = [*synthetic, *FAST, f"tracking.store_dir={store}", "training.epochs=3", "tracking.log_model=true"]
+    overrides.append("tracking.checkpoints=every")
+    results = train(compose(overrides))
+    client = MlflowClient(f"sqlite:///{store / 'mlflow.db'}")
+    run = client.get_run(results["run_id"])
+    models = {m.tags["epoch"]: m for m in client.search_logged_models([run.info.experiment_id])}
+    assert sorted(models) == ["1", "2", "3"]
+    (own,) = [m for m in models.values() if m.tags.get("run_model") == "true"]
+    assert resolve(client, run.info.run_id).uri == f"models:/{own.model_id}"
+    assert resolve(client, run.info.run_id, epoch=1).uri == f"models:/{models['1'].model_id}"
+    version = register(client, run.info.run_id, epoch=3)
+    assert version.source == f"models:/{models['3'].model_id}"
+    with pytest.raises(ModelLookupError, match=r"no model of epoch 9; it logged epochs \[1, 2, 3\]"):
+        resolve(client, run.info.run_id, epoch=9)

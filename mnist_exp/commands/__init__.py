@@ -24,11 +24,23 @@ def add_store_option(parser: argparse.ArgumentParser, what: str = "the MLflow st
     )
 
 
-def parse_run_command(prog: str, description: str | None, run_help: str, argv: list[str] | None) -> argparse.Namespace:
-    """The arguments of a command that works on one run: its id and the store option."""
+def add_epoch_option(parser: argparse.ArgumentParser) -> None:
+    """``--epoch N``: a run's model of that epoch instead of the run's own model (its best epoch's)."""
+    parser.add_argument(
+        "--epoch", type=int, help="the run's model of this epoch (tracking.checkpoints=every logs each); default: "
+        "the run's model, its best epoch's",
+    )  # fmt: skip
+
+
+def parse_run_command(
+    prog: str, description: str | None, run_help: str, argv: list[str] | None, epoch: bool = False
+) -> argparse.Namespace:
+    """The arguments of a command that works on one run: its id, the store option (and ``--epoch``)."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("run_id", help=run_help)
     add_store_option(parser)
+    if epoch:
+        add_epoch_option(parser)
     return parser.parse_args(argv)
 
 

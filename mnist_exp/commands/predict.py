@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from mnist_exp.commands import add_store_option, reports_errors, store_client
+from mnist_exp.commands import add_epoch_option, add_store_option, reports_errors, store_client
 
 
 def print_results(results: list[dict], as_json: bool) -> None:
@@ -34,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         "--max-pixels", type=int, default=40_000_000, help="refuse larger images before decoding them (default 40M)"
     )
     add_store_option(parser)
+    add_epoch_option(parser)
     args = parser.parse_args(argv)
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -41,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     from mnist_exp.tracking.registry import resolve
 
     client = store_client(args)
-    results = predict_files(client, resolve(client, args.model), args.files, args.max_pixels)
+    results = predict_files(client, resolve(client, args.model, args.epoch), args.files, args.max_pixels)
     print_results(results, args.json)
     return 1 if any("error" in r for r in results) else 0
 

@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,15 @@ from omegaconf import DictConfig, OmegaConf
 from mnist_exp.schema import ConfigError
 from mnist_exp.tracking import liveness, store
 from mnist_exp.tracking.epochs import MlflowEpochLogger
-from mnist_exp.tracking.names import CHECKPOINT_DIR, CHECKPOINT_MODEL, CHECKPOINT_STATE, CONFIG_FILE, RUN_INFO, STAGED
+from mnist_exp.tracking.names import (
+    CHECKPOINT_BEST,
+    CHECKPOINT_DIR,
+    CHECKPOINT_MODEL,
+    CHECKPOINT_STATE,
+    CONFIG_FILE,
+    RUN_INFO,
+    STAGED,
+)
 from mnist_exp.tracking.record import open_folder
 from mnist_exp.tracking.registry import stored_config, with_current_recording
 
@@ -85,6 +94,68 @@ class EpochCheckpoint(keras.callbacks.Callback):
         if recorded and fingerprint(model) != recorded:
             raise DamagedCheckpointError(f"{model} is not the file {state.name} recorded (size or sha256 differs)")
         return model, epochs_done, history
+
+
+class BestEpoch(keras.callbacks.Callback):
+    """Keeps the weights of the best epoch so far by ``monitor`` (``best.weights.h5`` beside the checkpoint).
+
+    The best of a resumed run's earlier epochs comes from its history; ``log_epoch``, if
+    given, is called with every epoch (``tracking.checkpoints=every`` logs each one's model).
+    """
+
+    FILE = CHECKPOINT_BEST
+
+    def __init__(
+        self,
+        folder: Path,
+        model: keras.Model,
+        monitor: str,
+        maximize: bool,
+        history: dict[str, list[float]],
+        log_epoch: Callable[[int], None] | None = None,
+    ) -> None:
+        super().__init__()
+        self.folder, self.saved, self.monitor, self.maximize, self.log_epoch = (
+            folder,
+            model,
+            monitor,
+            maximize,
+            log_epoch,
+        )
+        earlier = list((history or {}).get(monitor, []))
+        self.best_value = (max if maximize else min)(earlier) if earlier else None
+        self.best_epoch = earlier.index(self.best_value) + 1 if earlier else None
+
+    def better(self, value: float) -> bool:
+        if self.best_value is None:
+            return True
+        return value > self.best_value if self.maximize else value < self.best_value
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        value = (logs or {}).get(self.monitor)
+        if value is not None and self.better(float(value)):
+            partial = self.folder / f"partial.{self.FILE}"  # Keras wants the .weights.h5 ending
+            self.saved.save_weights(partial)
+            partial.replace(self.folder / self.FILE)
+            self.best_value, self.best_epoch = float(value), epoch + 1
+        if self.log_epoch is not None:
+            self.log_epoch(epoch + 1)
+
+    def restore(self, last_epoch: int) -> int:
+        """Give the model the best epoch's weights (it holds ``last_epoch``'s); the epoch whose weights it now holds."""
+        if self.best_epoch is None or self.best_epoch == last_epoch:
+            return last_epoch
+        weights = self.folder / self.FILE
+        if not weights.is_file():
+            log.warning(
+                "the best epoch's weights (epoch %d) are gone: the run's model is epoch %d's",
+                self.best_epoch,
+                last_epoch,
+            )
+            return last_epoch
+        self.saved.load_weights(weights)
+        log.info("the run's model is epoch %d's, the best by %s (%.4f)", self.best_epoch, self.monitor, self.best_value)
+        return self.best_epoch
 
 
 class DamagedCheckpointError(Exception):

@@ -38,6 +38,10 @@ MIGRATED_FROM_TAG = "migrated_from"
 REPRODUCED_FROM_TAG = "reproduced_from"
 MODEL_RUN_ID_TAG = "run_id"  # on a registered model version
 
+# Logged-model tags.
+MODEL_EPOCH_TAG = "epoch"  # the epoch whose weights a logged model holds (also its step)
+RUN_MODEL_TAG = "run_model"  # "true" on the model a run stands for (the best epoch's, by tracking.checkpoints)
+
 # Experiment tags.
 SAVED_VIEW_TAG_PREFIX = "mlflow.sharedViewState."  # the MLflow UI's saved runs-table views: one tag each
 RUNS_VIEW = "mnist-exp"  # mnist-exp's view of an experiment's runs, which mnist-exp-ui opens on
@@ -88,6 +92,7 @@ STAGED = "files"  # in a run's folder: artifacts as they will be uploaded
 RUN_INFO = "run.json"  # in a run's folder: its run id and store
 CHECKPOINT_MODEL = "model.keras"
 CHECKPOINT_STATE = "state.json"
+CHECKPOINT_BEST = "best.weights.h5"  # the best epoch's weights so far, beside the last checkpoint
 
 # An Optuna search: the study and trial a sweep job reports to (set per job by the sweeper).
 OPTUNA_STORAGE_ENV = "MNIST_EXP_OPTUNA_STORAGE"

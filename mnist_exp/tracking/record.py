@@ -27,7 +27,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
 from mnist_exp.tracking.liveness import Heartbeat
 from mnist_exp.tracking.names import CHECKPOINT_MODEL as MODEL_FILE
-from mnist_exp.tracking.names import JOURNAL, MODEL_NAME, RUN_INFO, STAGED
+from mnist_exp.tracking.names import JOURNAL, MODEL_EPOCH_TAG, MODEL_NAME, RUN_INFO, RUN_MODEL_TAG, STAGED
 from mnist_exp.tracking.store import is_damage, store_error, use_store
 from mnist_exp.tracking.system_metrics import SystemMetrics
 
@@ -171,11 +171,18 @@ class RunRecord:
         """Log datasets as the run's inputs: each an MLflow dataset entity's fields and its ``context``."""
         self._write({"op": "inputs", "datasets": datasets})
 
-    def log_model(self, model: Any, signature: dict, requirements: list[str]) -> None:
-        """Log a Keras model as the run's MLflow model; saved as a ``.keras`` file while the store is away."""
-        path = self._staged(MODEL_FILE)
+    def log_model(self, model: Any, signature: dict, requirements: list[str], epoch: int) -> None:
+        """Log a Keras model, the weights of ``epoch``, as a LoggedModel of the run at that step; saved as a
+        ``.keras`` file while the store is away."""
+        path = self._staged(f"epoch{epoch}-{MODEL_FILE}")
         entry = {"op": "model", "path": str(path), "signature": signature, "requirements": requirements}
+        entry |= {"epoch": epoch}
         self._write(entry, apply=lambda: self._log_model(entry, model), keep=lambda: model.save(path))
+
+    def log_run_model(self, epoch: int, metrics: dict[str, float]) -> None:
+        """Mark the model logged for ``epoch`` as the run's model, and log ``metrics`` (the run's final ones) linked
+        to it: the run's metrics, which the model's page shows too."""
+        self._write({"op": "run_model", "epoch": epoch, "metrics": metrics, "time": int(time.time() * 1000)})
 
     def _staged(self, artifact_file: str) -> Path:
         path = self.folder / STAGED / artifact_file
@@ -289,6 +296,11 @@ class RunRecord:
                 if "unique" not in str(exc).lower():
                     raise
                 self.client.log_inputs(self.run_id, datasets=datasets)
+        elif op == "run_model":
+            model_id = self._model_of_epoch(entry["epoch"])
+            self.client.set_logged_model_tags(model_id, {RUN_MODEL_TAG: "true"})
+            metrics = [Metric(k, v, entry["time"], 0, model_id=model_id) for k, v in entry["metrics"].items()]
+            self.client.log_batch(self.run_id, metrics=metrics)
         elif op == "terminate":
             self.client.set_terminated(self.run_id, entry["status"], end_time=entry["end_time"])
         else:
@@ -300,10 +312,12 @@ class RunRecord:
         from mlflow.models import Model, ModelSignature
 
         use_store(self.client.tracking_uri)  # Model.log writes through the fluent API's store
+        epoch = entry.get("epoch", 0)  # a journal written before models had epochs: the run's last
         logged = mlflow.initialize_logged_model(  # in the run's experiment, whatever experiment is active
             name=MODEL_NAME,
             source_run_id=self.run_id,
             experiment_id=self.client.get_run(self.run_id).info.experiment_id,
+            tags={MODEL_EPOCH_TAG: str(epoch)},
         )
         Model.log(
             artifact_path=None,
@@ -312,9 +326,23 @@ class RunRecord:
             run_id=self.run_id,
             model_id=logged.model_id,
             model=model,
+            step=epoch,
             signature=ModelSignature.from_dict(entry["signature"]),
             pip_requirements=entry["requirements"],
         )
+
+    def _model_of_epoch(self, epoch: int) -> str:
+        """The id of the newest model this run logged for ``epoch``."""
+        experiment_id = self.client.get_run(self.run_id).info.experiment_id
+        found = self.client.search_logged_models(
+            [experiment_id],
+            filter_string=f"source_run_id = '{self.run_id}' AND tags.`{MODEL_EPOCH_TAG}` = '{epoch}'",
+            order_by=[{"field_name": "creation_time", "ascending": False}],
+            max_results=1,
+        )
+        if not found:
+            raise ValueError(f"run {self.run_id} logged no model for epoch {epoch}")
+        return found[0].model_id
 
 
 def open_folder(folder: Path, client: MlflowClient | None = None, retry_s: float = 0.0) -> RunRecord:

@@ -40,8 +40,12 @@ def training_run(client: MlflowClient, run_id: str) -> Run:
     return run
 
 
-def logged_model_uri(run: Run) -> str:
-    """``models:/<model id>`` of the newest model a run logged whole (its upload finished)."""
+def logged_model_uri(run: Run, epoch: int | None = None) -> str:
+    """``models:/<model id>`` of the run's model (``epoch``: of that epoch's), logged whole (its upload finished).
+
+    The run's model is the one tagged ``run_model`` (``tracking.checkpoints``: the best epoch's,
+    or the last's); a run logged before checkpoints were models has one model, which is taken.
+    """
     models = mlflow.search_logged_models(
         experiment_ids=[run.info.experiment_id],
         filter_string=f"source_run_id = '{run.info.run_id}'",
@@ -50,10 +54,20 @@ def logged_model_uri(run: Run) -> str:
     )
     if not models:
         raise ModelLookupError(f"run {run.info.run_id} logged no model (was it run with tracking.log_model=false?)")
-    ready = [m for m in models if m.status == LoggedModelStatus.READY]
+    if epoch is not None:
+        chosen = [m for m in models if m.tags.get(names.MODEL_EPOCH_TAG) == str(epoch)]
+        if not chosen:
+            logged = sorted({int(m.tags[names.MODEL_EPOCH_TAG]) for m in models if names.MODEL_EPOCH_TAG in m.tags})
+            raise ModelLookupError(
+                f"run {run.info.run_id} logged no model of epoch {epoch}; it logged epochs {logged or 'unnamed'}. "
+                "Fix: pass one of those, or train with tracking.checkpoints=every to log every epoch's"
+            )
+    else:
+        chosen = [m for m in models if m.tags.get(names.RUN_MODEL_TAG) == "true"] or models
+    ready = [m for m in chosen if m.status == LoggedModelStatus.READY]
     if not ready:
         raise ModelLookupError(
-            f"run {run.info.run_id}: its model did not finish logging (status {models[0].status}). "
+            f"run {run.info.run_id}: its model did not finish logging (status {chosen[0].status}). "
             f"Fix: mnist-exp resume={run.info.run_id}, or mnist-exp-sync if its store was away"
         )
     return f"models:/{ready[0].model_id}"
@@ -74,11 +88,14 @@ def with_current_recording(logged: DictConfig, current: DictConfig) -> DictConfi
     return OmegaConf.merge({group: current[group] for group in RECORDING_GROUPS if group in current}, logged)
 
 
-def resolve(client: MlflowClient, reference: str) -> ResolvedModel:
-    """A model from ``models:/<name>/<version>``, ``models:/<model id>``, or a run or sweep id."""
+def resolve(client: MlflowClient, reference: str, epoch: int | None = None) -> ResolvedModel:
+    """A model from ``models:/<name>/<version>``, ``models:/<model id>``, or a run or sweep id (its model, or
+    its model of ``epoch``)."""
     if not reference.startswith("models:/"):
         run = training_run(client, reference)
-        return ResolvedModel(logged_model_uri(run), run)
+        return ResolvedModel(logged_model_uri(run, epoch), run)
+    if epoch is not None:
+        raise ModelLookupError(f"--epoch picks one of a run's models; {reference} is one model. Fix: drop --epoch")
     parts = reference.removeprefix("models:/").split("/")
     try:
         if len(parts) == 2:
@@ -90,7 +107,7 @@ def resolve(client: MlflowClient, reference: str) -> ResolvedModel:
     return ResolvedModel(reference, client.get_run(run_id))
 
 
-def register(client: MlflowClient, run_id: str) -> ModelVersion:
+def register(client: MlflowClient, run_id: str, epoch: int | None = None) -> ModelVersion:
     """Register a run's model (a sweep's: its best job's) under the name its config gives.
 
     Only a FINISHED run whose model finished logging is registered.
@@ -105,4 +122,4 @@ def register(client: MlflowClient, run_id: str) -> ModelVersion:
     tags = {names.MODEL_RUN_ID_TAG: run.info.run_id}
     if names.TEST_ACCURACY in run.data.metrics:
         tags[names.TEST_ACCURACY] = f"{run.data.metrics[names.TEST_ACCURACY]:.4f}"
-    return mlflow.register_model(logged_model_uri(run), name, tags=tags)
+    return mlflow.register_model(logged_model_uri(run, epoch), name, tags=tags)

@@ -182,7 +182,7 @@ def recorded_stop(record: RunRecord, checkpoint: Path) -> Iterator[None]:
         if stopped:
             record.stopping.set()
             attempt(record.set_tags, {names.STOP_REASON_TAG: stops.reason(exc)})
-        for name in (names.CHECKPOINT_MODEL, names.CHECKPOINT_STATE):
+        for name in (names.CHECKPOINT_MODEL, names.CHECKPOINT_STATE, names.CHECKPOINT_BEST):
             if (checkpoint / name).exists():
                 attempt(record.log_file, checkpoint / name, names.CHECKPOINT_DIR)
         if stopped:
