@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -114,6 +115,27 @@ def append_section(path: Path, lines: list[str]) -> None:
     print(text)
 
 
+def benchmark_parser(description: str | None, rounds: int) -> argparse.ArgumentParser:
+    """A benchmark's command line: ``--rounds`` and ``--out`` (the results file it appends to)."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=rounds)
+    parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
+    return parser
+
+
+def child_env() -> dict[str, str]:
+    """The environment the timed commands run in: no tracking URI of the caller's, TensorFlow quiet."""
+    return {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"} | {"TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+def alternating(rounds: int, names: tuple[str, ...]) -> Iterator[tuple[int, str]]:
+    """(round, name) for each of ``names`` in every round, their order rotated from round to round."""
+    for round_ in range(rounds):
+        shift = round_ % len(names)
+        for name in names[shift:] + names[:shift]:
+            yield round_, name
+
+
 def run_mnist_exp(store: Path, overrides: list[str], env: dict[str, str]) -> Sample:
     command = [
         sys.executable,
@@ -193,31 +215,27 @@ def report(variants: dict[str, Variant], rounds: int, overrides: list[str], gflo
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
+    parser = benchmark_parser(__doc__, rounds=3)
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for the mnist-exp run")
     args = parser.parse_args()
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"} | {"TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = child_env()
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), env.get("PYTHONPATH")]))
     gflops = matmul_gflops()
     print(f"fp32 matmul rate: {gflops:.0f} GFLOP/s", flush=True)
     variants = {name: Variant(name) for name in ("naive_keras", "naive_torch", "mnist-exp")}
     with tempfile.TemporaryDirectory(prefix="mnist-exp-bench-") as tmp:
-        for round_ in range(args.rounds):
-            order = list(variants)[round_ % 3 :] + list(variants)[: round_ % 3]
-            for name in order:
-                if name == "mnist-exp":
-                    sample = run_mnist_exp(Path(tmp) / "mlruns", args.overrides, env)
-                else:
-                    sample = run_script(f"{name}.py", env)
-                variants[name].samples.append(sample)
-                print(
-                    f"round {round_ + 1} {name}: wall {sample.wall_s:.1f} s, "
-                    f"epochs {[round(e, 2) for e in sample.epoch_s]}, test accuracy {sample.test_accuracy:.4f}, "
-                    f"peak RSS {sample.peak_rss_mb:.0f} MiB",
-                    flush=True,
-                )
+        for round_, name in alternating(args.rounds, tuple(variants)):
+            if name == "mnist-exp":
+                sample = run_mnist_exp(Path(tmp) / "mlruns", args.overrides, env)
+            else:
+                sample = run_script(f"{name}.py", env)
+            variants[name].samples.append(sample)
+            print(
+                f"round {round_ + 1} {name}: wall {sample.wall_s:.1f} s, "
+                f"epochs {[round(e, 2) for e in sample.epoch_s]}, test accuracy {sample.test_accuracy:.4f}, "
+                f"peak RSS {sample.peak_rss_mb:.0f} MiB",
+                flush=True,
+            )
     append_section(args.out, report(variants, args.rounds, args.overrides, gflops))
     return 0
 

@@ -11,13 +11,11 @@ is emulated, about 8x slower, on CPUs without AVX512_BF16 or AMX).
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 import tempfile
 from pathlib import Path
 
-from compare import HERE, Variant, append_section, run_mnist_exp
+from compare import Variant, alternating, append_section, benchmark_parser, child_env, run_mnist_exp
 from machine import heading, matmul_gflops
 
 from mnist_exp.config import compose
@@ -27,25 +25,22 @@ PRECISIONS = ("float32", "mixed_bfloat16")
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser = benchmark_parser(__doc__, rounds=2)
     parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
     args = parser.parse_args()
     gflops = matmul_gflops()
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"} | {"TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = child_env()
     variants = {p: Variant(p) for p in PRECISIONS}
     with tempfile.TemporaryDirectory(prefix="mnist-exp-precision-") as tmp:
-        for round_ in range(args.rounds):
-            for precision in PRECISIONS if round_ % 2 == 0 else reversed(PRECISIONS):
-                overrides = [f"training.precision={precision}", f"training.epochs={args.epochs}"]
-                sample = run_mnist_exp(Path(tmp) / "mlruns", overrides, env)
-                variants[precision].samples.append(sample)
-                print(
-                    f"round {round_ + 1} {precision}: wall {sample.wall_s:.1f} s, "
-                    f"epochs {[round(e, 2) for e in sample.epoch_s]}, test accuracy {sample.test_accuracy:.4f}",
-                    flush=True,
-                )
+        for round_, precision in alternating(args.rounds, PRECISIONS):
+            overrides = [f"training.precision={precision}", f"training.epochs={args.epochs}"]
+            sample = run_mnist_exp(Path(tmp) / "mlruns", overrides, env)
+            variants[precision].samples.append(sample)
+            print(
+                f"round {round_ + 1} {precision}: wall {sample.wall_s:.1f} s, "
+                f"epochs {[round(e, 2) for e in sample.epoch_s]}, test accuracy {sample.test_accuracy:.4f}",
+                flush=True,
+            )
     base = variants["float32"]
     cfg = compose()
     auto = plan(cfg.training, cfg.model, this_machine())

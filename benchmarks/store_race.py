@@ -34,7 +34,7 @@ RACER = textwrap.dedent(
     cfg = compose([f"tracking.store_dir={sys.argv[1]}"])
     while time.time() < float(sys.argv[2]):
         time.sleep(0.001)
-    experiment_id = tracking.connect(cfg.tracking)
+    experiment_id = tracking.connect(cfg.tracking, cfg.objective)
     client = tracking.open_store(cfg.tracking.uri)
     run = client.create_run(experiment_id)
     client.log_metric(run.info.run_id, "x", 1.0)

@@ -197,11 +197,12 @@ def test_without_validation_data_no_val_metric_is_logged_and_the_objective_says_
     assert "no validation data; objective test_accuracy (no validation data for best_val_accuracy)" in caplog.text
 
 
-def test_the_runs_model_is_its_best_epochs_and_carries_the_metrics_it_scored(finished) -> None:
+def test_the_runs_model_is_its_best_epochs_and_carries_the_metrics_it_scored(trained_run) -> None:
     """tracking.checkpoints=best (the default): one LoggedModel, the best epoch's, at its step, the run's metrics
     linked to it; the run's test metrics are that model's."""
-    results, run = finished
-    client = MlflowClient(mlflow.get_tracking_uri())
+    results, store = trained_run
+    client = MlflowClient(f"sqlite:///{store / 'mlflow.db'}")
+    run = client.get_run(results["run_id"])
     (model,) = client.search_logged_models([run.info.experiment_id])
     val = sorted(client.get_metric_history(run.info.run_id, "val_accuracy"), key=lambda m: m.step)
     best = max(val, key=lambda m: m.value).step  # the first epoch that reached the best

@@ -27,7 +27,8 @@ from mnist_exp.train import train
 pytestmark = pytest.mark.slow
 
 EPOCH_METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_time_s")
-CHECKPOINT = {"checkpoint/model.keras", "checkpoint/state.json"}
+# A stopped run's checkpoint in the store: the last epoch's model and state, and the best epoch's weights.
+CHECKPOINT = {"checkpoint/model.keras", "checkpoint/state.json", "checkpoint/best.weights.h5"}
 
 
 def steps(client: MlflowClient, run_id: str, metric: str) -> list[int]:
