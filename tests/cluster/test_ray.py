@@ -86,9 +86,12 @@ def test_sweeps_on_a_ray_cluster_started_before_them_with_token_auth(tmp_path, s
     script = f"""
 {RAY} start --head --node-ip-address=127.0.0.1 --port={HEAD_PORT} --ray-client-server-port={CLIENT_PORT} \\
     --num-cpus=2 --include-dashboard=false --temp-dir={temp} >{tmp_path}/ray-start.log 2>&1
+# A loaded machine may need a while before the cluster takes a client (its server for the client then dies).
+for _ in $(seq 60); do {RAY} status --address=127.0.0.1:{HEAD_PORT} >/dev/null 2>&1 && break; sleep 1; done
 ss -Hltn | awk '{{print "listening on", $4}}'
 {sweep_command(tmp_path, synthetic, "ray_client", f"hydra.launcher.ray.init.address=ray://127.0.0.1:{CLIENT_PORT}")}
-echo "ray_client exited $?"
+code=$?; echo "ray_client exited $code"
+[ $code = 0 ] || tail -n 30 {temp}/session_latest/logs/ray_client_server*.err >&2  # why Ray's client server failed
 {sweep_command(tmp_path, synthetic, "ray_auto", "hydra.launcher.ray.init.address=auto")}
 echo "ray_auto exited $?"
 {RAY} stop --force >/dev/null 2>&1 || true
