@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -61,13 +62,11 @@ def mnist_exp_ui(store: Path) -> list[str]:
     return [sys.executable, "-m", "mnist_exp.commands.ui", "--tracking-uri", uri]
 
 
-@pytest.fixture
-def ui(trained_run):
-    """mnist-exp-ui on the trained run's store, stopped with Ctrl-C (SIGINT) at the end."""
-    _, store = trained_run
-    uri, port = f"sqlite:///{store / 'mlflow.db'}", free_port()
-    command = [sys.executable, "-m", "mnist_exp.commands.ui", "--port", str(port), "--tracking-uri", uri]
-    with serving(command, port) as banner:
+@pytest.fixture(scope="module")
+def ui(six_runs: Path) -> Iterator[tuple[str, str]]:
+    """mnist-exp-ui on the six runs' store (its address and banner line), stopped with Ctrl-C (SIGINT) at the end."""
+    port = free_port()
+    with serving([*mnist_exp_ui(six_runs), "--port", str(port)], port) as banner:
         yield f"http://127.0.0.1:{port}", banner
 
 
@@ -85,11 +84,10 @@ def page(request):
         browser.close()
 
 
-def test_runs_list_and_run_page_show_metrics_and_curves(ui, page: Page, trained_run) -> None:
+def test_runs_list_and_run_page_show_metrics_and_curves(ui, page: Page, six_runs: Path) -> None:
     url, banner = ui
-    results, store = trained_run
-    client = MlflowClient(f"sqlite:///{store / 'mlflow.db'}")
-    run = client.get_run(results["run_id"])
+    client = MlflowClient(f"sqlite:///{six_runs / 'mlflow.db'}")
+    run = client.search_runs([e.experiment_id for e in client.search_experiments()])[0]
     experiment = run.info.experiment_id
 
     page.goto(f"{url}/#/experiments/{experiment}/runs")
@@ -112,41 +110,40 @@ def test_runs_list_and_run_page_show_metrics_and_curves(ui, page: Page, trained_
     print(f"{banner}; screenshot {SCREENSHOTS / 'run-artifacts.png'}")
 
 
-def test_the_first_screen_compares_the_runs_without_a_click(six_runs, page: Page) -> None:
+def test_the_first_screen_compares_the_runs_without_a_click(ui, six_runs: Path, page: Page) -> None:
     """At 1280x800, the UI opens on mnist-exp's view: every run's distinct name and test accuracy in sight."""
     client = MlflowClient(f"sqlite:///{six_runs / 'mlflow.db'}")
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
     starts = sorted(run.info.run_name.split(",train_size")[0] for run in runs)  # then the tiny dataset's overrides
     assert starts == sorted(f"cnn-mnist-adam seed={s},precision={p}" for s, p in SEEDS_AND_PRECISIONS)
-    port = free_port()
-    with serving([*mnist_exp_ui(six_runs), "--port", str(port)], port) as banner:
-        url = banner.split()[0]
-        assert url.endswith(f"runs?workflowType=machine_learning&{VIEW_KEY_PARAM}={names.RUNS_VIEW}")
-        page.set_viewport_size({"width": 1280, "height": 800})
-        page.goto(url)
-        expect(page.get_by_text("Sort: best_val_accuracy")).to_be_visible()
-        for run in runs:
-            row = page.locator(".ag-row").filter(has=page.get_by_text(run.info.run_name, exact=True)).first
-            expect(row).to_be_visible()
-            cell = page.locator(
-                f'.ag-row[row-id="{row.get_attribute("row-id")}"] [col-id="metrics.`{names.TEST_ACCURACY}`"]'
-            )
-            expect(cell).to_be_visible()
-            assert float(cell.inner_text()) == pytest.approx(run.data.metrics[names.TEST_ACCURACY], abs=1e-3)
-            box = cell.bounding_box()
-            assert box["x"] + box["width"] <= 1280 and box["y"] + box["height"] <= 800, box  # on the first screen
-        view = json.loads(client.get_experiment(runs[0].info.experiment_id).tags[VIEW_TAG])
-        columns = json.loads(view["state"])["selectedColumns"]  # the params that differ are the view's too
-        assert {"params.`training.seed`", "params.`training.precision`"} <= set(columns), columns
-        navigation = page.get_by_role("navigation")  # the model-training view's, not GenAI's (Overview, Sessions)
-        expect(navigation.get_by_role("link", name="Models")).to_be_visible()
-        expect(navigation.get_by_role("link", name="Overview")).to_have_count(0)
-        SCREENSHOTS.mkdir(exist_ok=True)
-        page.screenshot(path=SCREENSHOTS / "first-screen.png")
+    _, banner = ui
+    url = banner.split()[0]
+    assert url.endswith(f"runs?workflowType=machine_learning&{VIEW_KEY_PARAM}={names.RUNS_VIEW}")
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.goto(url)
+    expect(page.get_by_text("Sort: best_val_accuracy")).to_be_visible()
+    for run in runs:
+        row = page.locator(".ag-row").filter(has=page.get_by_text(run.info.run_name, exact=True)).first
+        expect(row).to_be_visible()
+        cell = page.locator(
+            f'.ag-row[row-id="{row.get_attribute("row-id")}"] [col-id="metrics.`{names.TEST_ACCURACY}`"]'
+        )
+        expect(cell).to_be_visible()
+        assert float(cell.inner_text()) == pytest.approx(run.data.metrics[names.TEST_ACCURACY], abs=1e-3)
+        box = cell.bounding_box()
+        assert box["x"] + box["width"] <= 1280 and box["y"] + box["height"] <= 800, box  # on the first screen
+    view = json.loads(client.get_experiment(runs[0].info.experiment_id).tags[VIEW_TAG])
+    columns = json.loads(view["state"])["selectedColumns"]  # the params that differ are the view's too
+    assert {"params.`training.seed`", "params.`training.precision`"} <= set(columns), columns
+    navigation = page.get_by_role("navigation")  # the model-training view's, not GenAI's (Overview, Sessions)
+    expect(navigation.get_by_role("link", name="Models")).to_be_visible()
+    expect(navigation.get_by_role("link", name="Overview")).to_have_count(0)
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=SCREENSHOTS / "first-screen.png")
 
-        run = runs[0]  # its machine's use, sampled while it trained, charted by the UI
-        run_page = f"#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}/system-metrics?{MODEL_TRAINING_VIEW}"
-        page.goto(url.split("#")[0] + run_page)
-        expect(page.get_by_text("cpu_utilization_percentage").first).to_be_visible()
-        expect(page.locator(".js-plotly-plot").first).to_be_visible()  # drawn, not loading
-        page.screenshot(path=SCREENSHOTS / "system-metrics.png")
+    run = runs[0]  # its machine's use, sampled while it trained, charted by the UI
+    run_page = f"#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}/system-metrics?{MODEL_TRAINING_VIEW}"
+    page.goto(url.split("#")[0] + run_page)
+    expect(page.get_by_text("cpu_utilization_percentage").first).to_be_visible()
+    expect(page.locator(".js-plotly-plot").first).to_be_visible()  # drawn, not loading
+    page.screenshot(path=SCREENSHOTS / "system-metrics.png")
