@@ -237,9 +237,10 @@ def as_hydra_job(overrides: list[str], multirun: bool = False) -> Iterator[DictC
     from mnist_exp.config import compose
 
     full = compose(overrides, return_hydra_config=True)
-    if multirun:
+    if multirun:  # as a launcher sets up its first job
         with open_dict(full):
             full.hydra.mode = "MULTIRUN"
+            full.hydra.job.num = 0
     HydraConfig.instance().set_config(full)
     try:
         yield compose(overrides)
