@@ -22,7 +22,12 @@ from helpers import FAST, ONE_EPOCH
 from mnist_exp.layout import checkout_root
 
 ROOT = checkout_root()
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(ROOT is None, reason="needs the source checkout")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(ROOT is None, reason="needs the source checkout"),
+    # One worker builds the wheel once: two builds at a time share the checkout's build/ folder and break each other.
+    pytest.mark.xdist_group("wheel"),
+]
 PIP = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
 
 # Run inside the fresh environment: compose every option of every group from the installed copy.
