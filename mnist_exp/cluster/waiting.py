@@ -18,6 +18,7 @@ from typing import Any
 from mnist_exp.cluster import slurm
 
 log = logging.getLogger(__name__)
+REQUEUE_GRACE_S = 60.0  # seconds a job may look ended or gone without a result before it counts as lost
 
 
 @dataclass
@@ -54,8 +55,8 @@ def last_error(text: str) -> str:
 def wait(submitted: list[Submitted], poll_s: float, pending_report_s: float) -> None:
     """Wait until every job has its result or its failure; see the module's docstring."""
     waiting = {s.job_id: s for s in submitted}
-    grace_s = max(2 * poll_s, 5.0)  # a result file can trail the job's exit on a shared filesystem
     absent_since: dict[str, float] = {}
+    last_state: dict[str, str] = {}  # the ended state squeue last gave a job, kept once SLURM forgets it
     pending_since: dict[str, float] = {}
     reported: dict[str, float] = {}
     while waiting:
@@ -68,15 +69,20 @@ def wait(submitted: list[Submitted], poll_s: float, pending_report_s: float) -> 
         for job_id, item in list(waiting.items()) if queued is not None else ():
             entry = queued.get(job_id)
             if entry is None or entry.ended:
-                if now - absent_since.setdefault(job_id, now) >= grace_s and not item.has_result():
-                    state = entry.state if entry else slurm.final_state(job_id)
+                # A requeued job shows the state its steps ended in (FAILED), or drops out of squeue's answer,
+                # until SLURM has stopped them and set it PENDING again; a result file can trail a job's end.
+                if entry is not None:
+                    last_state[job_id] = entry.state
+                if now - absent_since.setdefault(job_id, now) >= max(poll_s, REQUEUE_GRACE_S) and not item.has_result():
+                    state = last_state.get(job_id) or slurm.final_state(job_id)
                     item.failure = (
                         f"SLURM job {job_id} ended without a result "
                         f"({state or 'its final state is unknown without SLURM accounting'})"
                     )
                     del waiting[job_id]
                 continue
-            absent_since.pop(job_id, None)
+            absent_since.pop(job_id, None)  # back in the queue: requeued
+            last_state.pop(job_id, None)
             if entry.unschedulable:
                 slurm.cancel([job_id])
                 item.failure = (

@@ -67,10 +67,10 @@ def failed_enough(client: MlflowClient, parent: str, limit: int | None) -> str |
 
 def stop_if_failing(cfg: DictConfig) -> None:
     """Raise ``SweepStoppedError`` in a sweep job whose sweep has failed ``sweep.max_failures`` times."""
-    parent = parent_run_id()
-    if parent is not None and (
-        why := failed_enough(store.open_store(cfg.tracking.uri), parent, cfg.sweep.max_failures)
-    ):
+    parent, limit = parent_run_id(), cfg.sweep.max_failures
+    if parent is None or limit is None:  # no limit: the store is not asked
+        return
+    if why := failed_enough(store.open_store(cfg.tracking.uri), parent, limit):
         raise SweepStoppedError(why)
 
 
