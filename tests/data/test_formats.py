@@ -207,6 +207,7 @@ def test_the_reference_cnn_builds_for_cifar10_with_no_edit() -> None:
     assert model.count_params() == 122_570
 
 
+@pytest.mark.slow  # three trainings: the full suite's, not make test-fast's
 def test_folder_cifar10_and_npz_runs_train_and_log_their_datasets(tmp_path) -> None:
     from mlflow import MlflowClient
 

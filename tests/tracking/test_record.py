@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from helpers import free_port
 from mlflow import MlflowClient
 
@@ -46,6 +47,7 @@ def test_a_full_or_damaged_store_is_not_waited_for_and_its_error_reads_in_one_li
     assert not is_hopeless(Exception("database is locked"))
 
 
+@pytest.mark.slow  # seconds of sampling
 def test_a_runs_system_metrics_are_sampled_while_it_runs_and_go_on_counting_when_resumed(tmp_path) -> None:
     client = open_store(f"sqlite:///{tmp_path / 'mlflow.db'}")
     run_id = client.create_run(client.create_experiment("e")).info.run_id
