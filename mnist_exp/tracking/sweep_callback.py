@@ -8,6 +8,7 @@ run with a config mistake is answered at once.
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 from hydra.experimental.callback import Callback
@@ -19,8 +20,13 @@ from mnist_exp.tracking.names import PARENT_ENV, SWEPT_ENV, TRACKING_URI_ENV
 
 
 def quoted(value: str) -> str:
-    """``value`` as a quoted string of Hydra's override grammar."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    """``value`` as a quoted string of Hydra's override grammar.
+
+    Hydra reads a backslash as an escape only before a quote (or the closing one), so only
+    those backslashes are doubled, and the quotes escaped.
+    """
+    escaped = re.sub(r"(\\*)('|$)", lambda m: m.group(1) * 2 + ("\\'" if m.group(2) else ""), value)
+    return f"'{escaped}'"
 
 
 def pass_to_jobs(config: DictConfig, env: dict[str, str]) -> None:
