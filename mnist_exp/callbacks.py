@@ -46,9 +46,7 @@ class StopOnSignal(keras.callbacks.Callback):
     signal raises at once. Use as a context manager around ``fit``; it changes
     nothing off the main thread, and leaves an ignored SIGINT ignored.
 
-    Its batch hooks also keep Keras from handing every batch's end to a thread
-    pool (what Keras does when no callback has batch hooks), which made the
-    reference run slower (``benchmarks/compare.py``).
+    Its batch hooks are also one of ``mnist_exp.speed``'s tricks.
     """
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)

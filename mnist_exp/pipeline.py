@@ -16,6 +16,7 @@ import tensorflow as tf
 from omegaconf import DictConfig
 
 from mnist_exp.data import Splits
+from mnist_exp.speed import fixed_pipeline
 
 
 @dataclass(frozen=True)
@@ -110,16 +111,3 @@ def batches(subset: Subset, num_classes: int, batch_size: int, order: EpochOrder
         lambda i: (scale(tf.gather(images, i)), tf.one_hot(tf.gather(labels, i), num_classes))
     )
     return dataset.prefetch(2).with_options(fixed_pipeline())
-
-
-def fixed_pipeline() -> tf.data.Options:
-    """tf.data options without autotuning.
-
-    The autotuner's thread sleeps for periods that double as it runs, and deleting
-    an autotuned iterator waits for it to wake: fit() returned late after its last
-    epoch, and each epoch, which starts a fresh iterator, started late. A gather per
-    batch needs no tuning: one map and two prefetched batches keep the model fed.
-    """
-    options = tf.data.Options()
-    options.autotune.enabled = False
-    return options

@@ -10,9 +10,9 @@ import pytest
 import tensorflow as tf
 
 from mnist_exp.config import compose
-from mnist_exp.fitting import predict_batches
 from mnist_exp.network import compile_model
 from mnist_exp.pipeline import Subset, batches
+from mnist_exp.speed import predict_batches
 from mnist_exp.threads import in_shards
 
 
