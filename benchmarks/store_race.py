@@ -34,8 +34,8 @@ RACER = textwrap.dedent(
     cfg = compose([f"tracking.store_dir={sys.argv[1]}"])
     while time.time() < float(sys.argv[2]):
         time.sleep(0.001)
-    experiment_id = tracking.connect(cfg.tracking, cfg.objective)
-    client = tracking.open_store(cfg.tracking.uri)
+    client = tracking.connect(cfg.tracking)
+    experiment_id = tracking.experiment_id(client, cfg.tracking, cfg.objective)
     run = client.create_run(experiment_id)
     client.log_metric(run.info.run_id, "x", 1.0)
     client.set_terminated(run.info.run_id)

@@ -17,6 +17,10 @@ class UserError(Exception):
     """A problem in the user's config, data, store or model reference; the message names it and the fix."""
 
 
+class ConfigError(UserError, ValueError):
+    """A config value is out of its type or range; the message names each field and the fix."""
+
+
 class WriteError(UserError):
     """A file could not be written: a full disk, a read-only or forbidden folder."""
 

@@ -1,4 +1,4 @@
-"""The steps of a training run, for ``train``: open its destination, prepare, open the run, fit and log.
+"""The steps of a training run, for ``train``: prepare the data and model, fit, evaluate and log.
 
 Importing this module loads TensorFlow, Keras and MLflow (seconds): ``train`` imports
 it once the config has passed its checks.
@@ -9,17 +9,13 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from threading import Event
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras
 import numpy as np
 import tensorflow as tf
-from mlflow import MlflowClient
 from mlflow.models import ModelSignature
 from mlflow.types import Schema, TensorSpec
 from omegaconf import DictConfig, OmegaConf
@@ -33,10 +29,11 @@ from mnist_exp.plan import Plan, this_machine
 from mnist_exp.plan import plan as choose_plan
 from mnist_exp.search.job_trial import JobTrial
 from mnist_exp.search.trials import ReportToTrial, epoch_metric
-from mnist_exp.tracking import liveness, multirun, names, runs, store
-from mnist_exp.tracking.checkpoints import BestEpoch, EpochCheckpoint, ResumePoint, checkpoint_folder, run_folder
-from mnist_exp.tracking.epochs import MlflowEpochLogger
-from mnist_exp.tracking.record import RunRecord, StoreAwayError, retrying
+from mnist_exp.speed import predict_while
+from mnist_exp.tracking import multirun, names, runs
+from mnist_exp.tracking.params import flatten
+from mnist_exp.tracking.record import RunRecord
+from mnist_exp.tracking.training_run import ResumePoint, TrainingRun
 
 log = logging.getLogger(__name__)
 
@@ -82,27 +79,6 @@ def log_training_artifacts(cfg: DictConfig, record: RunRecord, model: keras.Mode
         log_model(cfg, record, model, epoch)
 
 
-def predict_batches(model: keras.Model, batches: tf.data.Dataset) -> np.ndarray:
-    """The model's class probabilities for the images of each (images, labels) batch, in order.
-
-    One batch per call: ``predict`` with ``steps_per_execution`` > 1 unrolls every
-    batch of a call into its graph, and tracing many copies of a sharded model
-    takes far longer than tracing one.
-    """
-    return np.concatenate([model.predict_on_batch(images) for images, _ in batches])
-
-
-def predict_while(log: Callable[[], None], model: keras.Model, batches: tf.data.Dataset) -> np.ndarray:
-    """The model's class probabilities for ``batches``, predicted on a worker thread while ``log`` runs here.
-
-    Prediction runs in TensorFlow, mostly without the GIL, so the logging no longer waits for it.
-    """
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="test-prediction") as worker:
-        predicted = worker.submit(predict_batches, model, batches)
-        log()
-        return predicted.result()
-
-
 def summary_metrics(history: dict[str, list[float]], train_samples: int) -> dict[str, float]:
     """Totals over every epoch of the run (a resumed one's included): time, throughput, best validation accuracy."""
     epoch_times, train_times = history[names.EPOCH_TIME], history[names.EPOCH_TRAIN_TIME]
@@ -124,38 +100,26 @@ def trial_reporter(cfg: DictConfig, has_validation: bool) -> ReportToTrial | Non
     return ReportToTrial(job_trial.open(), epoch_metric(cfg.objective.metric, has_validation))
 
 
-def fit_and_log(
-    cfg: DictConfig,
-    model: keras.Model,
-    trainer: keras.Model,
-    data: Partition,
-    record: RunRecord,
-    start: ResumePoint | None,
-) -> dict[str, float]:
-    """Train from where ``start`` left off to the configured epochs, evaluate, and log metrics and artifacts.
+def fit_and_log(cfg: DictConfig, setup: Setup, run: TrainingRun) -> dict[str, float]:
+    """Train from where the run left off to the configured epochs, evaluate, and log metrics and artifacts.
 
-    ``trainer`` fits and predicts (``model``, or ``model`` in batch shards);
-    ``model`` is what is checkpointed and logged.
+    ``setup.trainer`` fits and predicts (the model, or the model in batch shards);
+    ``setup.model`` is what is checkpointed and logged.
     """
+    model, trainer, data, record = setup.model, setup.trainer, setup.data, run.record
     classes, eval_batch_size = cfg.dataset.num_classes, cfg.training.eval_batch_size
-    epochs_done = start.epochs_done if start else 0
+    epochs_done = run.start.epochs_done if run.start else 0
     order = EpochOrder(cfg.training.seed, len(data.train))
     train_data = batches(data.train, classes, cfg.training.batch_size, order if cfg.training.shuffle else None)
     val_data = batches(data.val, classes, eval_batch_size) if len(data.val) else None
-    # A resumed run's epochs already logged: a store that cannot be read is taken to hold the checkpoint's.
-    logged = record.logged_steps(names.EPOCH_TIME, set(range(1, epochs_done + 1))) if start else None
-    epoch_logger = MlflowEpochLogger(record, len(data.train), logged)
-    if start is not None:
-        epoch_logger.catch_up(start.history)
-    checkpoint = EpochCheckpoint(checkpoint_folder(record.folder), model, epoch_logger, start.history if start else {})
     every = cfg.tracking.log_model and cfg.tracking.checkpoints == "every"
-    best = BestEpoch(
-        checkpoint_folder(record.folder), model,
+    kept = run.checkpoints(
+        model,
+        len(data.train),
         monitor=epoch_metric(cfg.objective.metric, has_validation=val_data is not None),
         maximize=cfg.objective.direction == "maximize",
-        history=start.history if start else {},
         log_epoch=(lambda epoch: log_model(cfg, record, model, epoch)) if every else None,
-    )  # fmt: skip
+    )
     pruning = trial_reporter(cfg, has_validation=val_data is not None)
     if epochs_done < cfg.training.epochs:
         try:
@@ -168,10 +132,10 @@ def fit_and_log(
                     # an ended epoch is logged, checked, then kept
                     callbacks=[
                         *([order] if order else []),
-                        epoch_logger,
+                        kept.epochs,
                         StopOnDivergence(),
-                        checkpoint,
-                        best,
+                        kept.checkpoint,
+                        kept.best,
                         *([pruning] if pruning else []),
                         stop_on_signal,
                     ],
@@ -179,14 +143,15 @@ def fit_and_log(
                     verbose=progress_mode(cfg.training.verbose),
                 )
         except BaseException:
-            epoch_logger.close(check=False)  # store what was logged; the original error goes on
+            kept.epochs.close(check=False)  # store what was logged; the original error goes on
             raise
-    epoch_logger.close()
+    kept.epochs.close()
     if pruning is not None and pruning.pruned_epoch is not None:
         record.set_tags({names.PRUNED_TAG: "true", names.PRUNED_EPOCH_TAG: str(pruning.pruned_epoch)})
-    history = checkpoint.history
+    history = kept.checkpoint.history
     last = len(history[names.EPOCH_TIME])
-    epoch = last if cfg.tracking.checkpoints == "last" else best.restore(last)  # the run's model: tested and logged
+    # the run's model, tested and logged: the last epoch's, or the best one's
+    epoch = last if cfg.tracking.checkpoints == "last" else kept.best.restore(last)
     test_data = batches(data.test, classes, eval_batch_size)
     probabilities = predict_while(
         lambda: log_training_artifacts(cfg, record, model, history, epoch), trainer, test_data
@@ -204,15 +169,6 @@ def fit_and_log(
 
 
 @dataclass(frozen=True)
-class Destination:
-    """Where a run is recorded: the store's client, the experiment, and the sweep's parent run (if any)."""
-
-    client: MlflowClient
-    experiment_id: str
-    parent: str | None
-
-
-@dataclass(frozen=True)
 class Setup:
     """What a run trains: the machine's plan, the data, the model and what fits it."""
 
@@ -222,17 +178,6 @@ class Setup:
     data: Partition
     model: keras.Model
     trainer: keras.Model  # ``model``, or ``model`` computing its batches in shards
-
-
-def open_destination(cfg: DictConfig) -> Destination:
-    """The store and experiment the run goes to (a sweep job: its parent's), created if needed."""
-    parent = multirun.parent_run_id()
-    experiment_id = store.connect(cfg.tracking, cfg.objective, patient=parent is not None)
-    client = store.open_store(cfg.tracking.uri)
-    if parent is not None:
-        experiment_id = client.get_run(parent).info.experiment_id
-    liveness.end_dead_runs(client, cfg.tracking.dead_after_s, [experiment_id])
-    return Destination(client, experiment_id, parent)
 
 
 def prepare(cfg: DictConfig, start: ResumePoint | None) -> Setup:
@@ -258,36 +203,15 @@ def prepare(cfg: DictConfig, start: ResumePoint | None) -> Setup:
     return Setup(machine_plan, machine.describe(), dataset, data, model, trainer)
 
 
-def open_run(cfg: DictConfig, destination: Destination, setup: Setup, digest: str) -> RunRecord:
-    """The run's record: a new run (a sweep job's is a child of its parent), or the resumed one."""
+def run_tags(cfg: DictConfig, setup: Setup) -> dict[str, str]:
+    """The tags a new run starts with: what produced it, its data and seed, and the machine's plan."""
     tags = runs.run_tags(multirun.hydra_overrides(), cfg.dataset.name, setup.dataset.digest, cfg.training.seed)
-    tags |= dict(cfg.tracking.tags) | {names.CONFIG_HASH_TAG: digest}
-    tags |= {names.PRECISION_REASON_TAG: setup.plan.precision_reason, names.MACHINE_TAG: setup.machine}
-    client = destination.client
-
-    def start() -> str:
-        return runs.start_run(
-            client,
-            destination.experiment_id,
-            cfg.tracking.run_name,
-            tags,
-            destination.parent,
-            multirun.job_number(),
-            cfg.get("resume"),
-        )
-
-    try:
-        run_id = retrying(start, cfg.tracking.retry_s, Event(), "the new run")
-    except StoreAwayError as exc:
-        raise store.store_error(cfg.tracking.uri, exc.__cause__ or exc) from exc
-    folder = run_folder(cfg.tracking, run_id)
-    system_metrics_s = cfg.tracking.system_metrics_s if cfg.tracking.system_metrics else None
-    return RunRecord(client, run_id, folder, cfg.tracking.retry_s, cfg.tracking.heartbeat_s, system_metrics_s)
+    return tags | {names.PRECISION_REASON_TAG: setup.plan.precision_reason, names.MACHINE_TAG: setup.machine}
 
 
 def log_config(cfg: DictConfig, record: RunRecord, setup: Setup) -> None:
     """Every resolved config value as a param, the computed ones beside them, and the config file."""
-    record.log_params(runs.flatten(OmegaConf.to_container(cfg, resolve=True)))
+    record.log_params(flatten(OmegaConf.to_container(cfg, resolve=True)))
     record.log_params({names.NUM_PARAMS_PARAM: setup.model.count_params(), names.PRECISION_PARAM: setup.plan.precision})
     record.log_text(OmegaConf.to_yaml(cfg, resolve=True), names.CONFIG_FILE)
     data = setup.data

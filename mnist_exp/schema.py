@@ -6,7 +6,9 @@ dotted config key, the bad value and what is allowed, all at once.
 
 from __future__ import annotations
 
+import hashlib
 import inspect
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -15,18 +17,15 @@ from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
 
-from mnist_exp.errors import UserError
+from mnist_exp.errors import ConfigError
 from mnist_exp.layout import project_root
+from mnist_exp.tracking.params import flatten
 
 PositiveInt = Annotated[int, Field(ge=1)]
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
 FIX = "change the value on the command line or in its YAML file (mnist-exp --cfg job shows the composed config)"
-
-
-class ConfigError(UserError, ValueError):
-    """A config value is out of its type or range; the message names each field and the fix."""
 
 
 # A field's mark that it says where or how a run is recorded or computed, not what it computes:
@@ -277,6 +276,17 @@ def not_hashed_keys(model: type[BaseModel] = JobConfig, prefix: str = "") -> tup
     if model is JobConfig:
         keys += not_hashed_keys(IdxSettings, "dataset.")
     return tuple(keys)
+
+
+# Keys that say where or how a run is recorded, not what it computes: marked so above.
+NOT_IN_CONFIG_HASH = not_hashed_keys()
+
+
+def config_hash(cfg: DictConfig) -> str:
+    """A digest of everything in the config that changes what a run computes: which runs count as the same."""
+    flat = flatten(OmegaConf.to_container(cfg, resolve=True))
+    kept = {k: v for k, v in flat.items() if not any(k == p or k.startswith(f"{p}.") for p in NOT_IN_CONFIG_HASH)}
+    return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()
 
 
 def describe(error: dict[str, Any]) -> str:

@@ -57,6 +57,25 @@ def store(tmp_path: Path) -> Path:
     return tmp_path / "mlruns"
 
 
+@pytest.fixture(scope="session")
+def blank_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty MLflow SQLite store, created (and migrated, seconds) once per session, to copy."""
+    from mnist_exp.tracking.store import open_store
+
+    database = tmp_path_factory.mktemp("blank-store") / "mlflow.db"
+    open_store(f"sqlite:///{database}")
+    return database
+
+
+@pytest.fixture
+def store_uri(tmp_path: Path, blank_store: Path) -> str:
+    """A new, empty SQLite store of this test's own (a copy of ``blank_store``): its URI."""
+    database = tmp_path / "mlruns" / "mlflow.db"
+    database.parent.mkdir()
+    shutil.copyfile(blank_store, database)
+    return f"sqlite:///{database}"
+
+
 @pytest.fixture(scope="module")
 def postgres():
     """A throwaway PostgreSQL cluster on a free loopback port; its connection string (make test installs it)."""

@@ -177,8 +177,7 @@ def test_each_pruner_option_builds_optunas_pruner(pruner: str, kind: str) -> Non
 
 
 def test_the_config_hash_leaves_out_exactly_the_keys_the_schema_marks() -> None:
-    from mnist_exp.schema import not_hashed_keys
-    from mnist_exp.tracking.runs import NOT_IN_CONFIG_HASH, config_hash
+    from mnist_exp.schema import NOT_IN_CONFIG_HASH, config_hash, not_hashed_keys
 
     assert set(NOT_IN_CONFIG_HASH) == set(not_hashed_keys()) == {
         "tracking", "resume", "sweep", "training.skip_if_done", "training.verbose", "training.threads",

@@ -95,3 +95,10 @@ def test_pyproject_lists_every_package_of_the_tree() -> None:
     found.add("hydra_plugins")  # a namespace package shared with other plugins: listed for the editable finder
     assert listed == found
     assert not list(PACKAGE.rglob("*.yaml")), "configs belong in conf/ or experiments/"
+
+
+def test_tracking_never_imports_the_schema() -> None:
+    """The schema may read tracking's params; tracking reads no config declaration (one direction only)."""
+    graph = import_graph()
+    offenders = {m: t for m, t in graph.items() if m.startswith("mnist_exp.tracking") and "mnist_exp.schema" in t}
+    assert offenders == {}

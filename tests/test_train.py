@@ -78,16 +78,19 @@ def test_the_reference_learning_rate_stays_constant(finished) -> None:
 
 
 def test_a_cosine_schedule_decays_the_learning_rate_epoch_by_epoch(synthetic, store) -> None:
+    """And a training start, new store and all, opens its store once."""
     from mnist_exp.config import compose
+    from mnist_exp.tracking.store import OPENED
     from mnist_exp.train import train
 
     schedule = ["lr_schedule=cosine", "lr_schedule.warmup_epochs=0.5", "lr_schedule.final_fraction=0.1"]
     cfg = compose([*synthetic, *FAST, *schedule, f"tracking.store_dir={store}", "training.epochs=3"])
-    shared_store = mlflow.get_tracking_uri()
+    shared_store, opened, uri = mlflow.get_tracking_uri(), len(OPENED), cfg.tracking.uri
     try:
         results = train(cfg)
     finally:
         mlflow.set_tracking_uri(shared_store)  # the other tests here read the shared run's store
+    assert OPENED[opened:] == [uri]
     rates = history(results["run_id"], "learning_rate", MlflowClient(f"sqlite:///{store / 'mlflow.db'}"))
     assert rates[0] > rates[1] > rates[2] == pytest.approx(0.1 * cfg.optimizer.learning_rate)
     assert results["test_accuracy"] > 0.5  # ten classes: learning, not chance

@@ -21,6 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the UI to answer")
     args = parser.parse_args(argv)
 
+    from mnist_exp.schema import NOT_IN_CONFIG_HASH
     from mnist_exp.tracking.servers import exposure_warning, landing_page, serve, ui_command
     from mnist_exp.tracking.store import check_intact, open_store
 
@@ -30,7 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     if warning := exposure_warning(args.host, args.port, authenticated=False):
         print(warning, file=sys.stderr, flush=True)
     command = ui_command(uri, args.host, args.port, args.allowed_hosts)
-    return serve(command, args.host, args.port, f"MLflow UI for {uri}", args.timeout, landing_page(uri))
+    return serve(
+        command, args.host, args.port, f"MLflow UI for {uri}", args.timeout, landing_page(uri, NOT_IN_CONFIG_HASH)
+    )
 
 
 if __name__ == "__main__":

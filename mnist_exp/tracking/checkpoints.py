@@ -13,27 +13,20 @@ import json
 import logging
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 import mlflow
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from mnist_exp.schema import ConfigError
-from mnist_exp.tracking import liveness, store
+from mnist_exp.errors import ConfigError
 from mnist_exp.tracking.epochs import MlflowEpochLogger
 from mnist_exp.tracking.names import (
     CHECKPOINT_BEST,
     CHECKPOINT_DIR,
     CHECKPOINT_MODEL,
     CHECKPOINT_STATE,
-    CONFIG_FILE,
-    RUN_INFO,
-    STAGED,
 )
-from mnist_exp.tracking.record import open_folder
-from mnist_exp.tracking.registry import stored_config, with_current_recording
 
 log = logging.getLogger(__name__)
 
@@ -171,54 +164,6 @@ def fingerprint(path: Path) -> dict[str, int | str]:
     return {"size": path.stat().st_size, "sha256": digest.hexdigest()}
 
 
-@dataclass(frozen=True)
-class ResumePoint:
-    """Where a run continues: its config, its checkpoint (None: from the start), epochs done and their history."""
-
-    cfg: DictConfig
-    model_file: Path | None
-    epochs_done: int
-    history: dict[str, list[float]]
-    client: mlflow.MlflowClient
-    status: str  # the run's status before it was claimed
-
-    def give_back(self) -> None:
-        give_back(self.client, self.cfg.resume, self.status)
-
-
-def logged_config(client: mlflow.MlflowClient, run: mlflow.entities.Run, folder: Path) -> DictConfig:
-    """The resolved config a run logged, from its local folder if it is there, else from the store."""
-    local = folder / STAGED / CONFIG_FILE
-    return OmegaConf.load(local) if local.is_file() else stored_config(client, run)
-
-
-def resume_point(cfg: DictConfig) -> ResumePoint:
-    """The config, checkpoint and completed epochs of the run ``cfg.resume`` names, claimed by this process.
-
-    The claim (``liveness.claim``) comes first: a run another live process runs is
-    refused, and only its owner touches its folder. Writes the run's journal holds are
-    pushed next. The checkpoint comes from the run's local folder, else from the store;
-    a run stopped before its first epoch ended starts again from the beginning, in the
-    same run. Anything that fails after the claim gives the run back as it was.
-    """
-    uri = cfg.tracking.uri
-    client = store.open_store(uri)
-    try:
-        run = client.get_run(cfg.resume)
-    except mlflow.exceptions.MlflowException as exc:
-        raise ConfigError(f"resume: no run {cfg.resume} in {uri}. Fix: check the run id and the store") from exc
-    if run.info.status == "FINISHED":
-        raise ConfigError(f"resume: run {cfg.resume} already FINISHED; nothing to resume")
-    died = liveness.claim(client, run.info.run_id, cfg.tracking.dead_after_s)
-    if died is not None:
-        log.warning("run %s was RUNNING but its %s: this process continues it", run.info.run_id, died)
-    try:
-        return read_resume_point(cfg, client, run)
-    except BaseException:
-        give_back(client, run.info.run_id, run.info.status)
-        raise
-
-
 def intact_checkpoint(
     client: mlflow.MlflowClient, run_id: str, checkpoint: Path
 ) -> tuple[Path | None, int, dict[str, list[float]]]:
@@ -259,27 +204,3 @@ def intact_checkpoint(
     (fetched / CHECKPOINT_DIR).rename(checkpoint)
     shutil.rmtree(fetched, ignore_errors=True)
     return EpochCheckpoint.load(checkpoint)
-
-
-def give_back(client: mlflow.MlflowClient, run_id: str, status: str) -> None:
-    """End a claimed run that did not start training as it was (a RUNNING one whose process died: KILLED)."""
-    with contextlib.suppress(Exception):  # the store may be what failed; the dead-run check mends it later
-        client.set_terminated(run_id, "KILLED" if status == "RUNNING" else status)
-
-
-def read_resume_point(cfg: DictConfig, client: mlflow.MlflowClient, run: mlflow.entities.Run) -> ResumePoint:
-    folder = run_folder(cfg.tracking, run.info.run_id)
-    if (folder / RUN_INFO).is_file() and open_folder(folder, client).flush():
-        run = client.get_run(cfg.resume)
-    try:
-        original = with_current_recording(logged_config(client, run, folder), cfg)
-    except (mlflow.exceptions.MlflowException, OSError) as exc:
-        raise ConfigError(f"resume: run {cfg.resume} logged no {CONFIG_FILE}; it cannot be resumed") from exc
-    original.resume = cfg.resume
-    checkpoint = checkpoint_folder(run_folder(original.tracking, run.info.run_id))
-    model_file, epochs_done, history = intact_checkpoint(client, run.info.run_id, checkpoint)
-    if model_file is None:
-        log.info(
-            "run %s has no checkpoint (stopped before its first epoch ended): training from the start", run.info.run_id
-        )
-    return ResumePoint(original, model_file, epochs_done, history, client, run.info.status)

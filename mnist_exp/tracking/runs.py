@@ -1,4 +1,4 @@
-"""What a run records about itself (tags, params, config hash), and how its failures and stops are recorded."""
+"""What a run records about itself (tags, params), and how its failures and stops are recorded."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import contextlib
 import errno
 import hashlib
 import importlib.metadata
-import json
 import logging
 import platform
 import subprocess
@@ -20,35 +19,17 @@ import numpy as np
 from mlflow import MlflowClient
 from mlflow.entities import Param, Run
 from mlflow.tracking.context.registry import resolve_tags
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from mnist_exp import errors, stops
 from mnist_exp.display import cut
 from mnist_exp.layout import checkout_root
-from mnist_exp.schema import not_hashed_keys
 from mnist_exp.tracking import liveness, names
+from mnist_exp.tracking.params import flatten
 from mnist_exp.tracking.record import RunRecord
 
 log = logging.getLogger(__name__)
 UNWRITABLE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES})  # a disk's faults, not the code's
-
-
-def flatten(node: Any, prefix: str = "") -> dict[str, str]:
-    """Every leaf of a resolved config as ``{"dotted.name": "value"}``.
-
-    Lists of plain values stay one value (``[28, 28, 1]``); lists of nodes are indexed.
-    """
-    if isinstance(node, DictConfig | dict):
-        items = node.items()
-    elif isinstance(node, ListConfig | list) and any(isinstance(v, DictConfig | dict) for v in node):
-        items = enumerate(node)
-    else:
-        value = OmegaConf.to_container(node) if isinstance(node, ListConfig) else node
-        return {prefix: str(value)}
-    flat: dict[str, str] = {}
-    for key, value in items:
-        flat.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
-    return flat
 
 
 def distribution_version(*names: str) -> str:
@@ -106,17 +87,6 @@ def run_tags(overrides: list[str], dataset_name: str, dataset_digest: str, seed:
     }
     tags.update({f"{names.VERSION_TAG_PREFIX}{name}": version for name, version in versions().items()})
     return tags
-
-
-# Keys that say where or how a run is recorded, not what it computes: marked so in the schema.
-NOT_IN_CONFIG_HASH = not_hashed_keys()
-
-
-def config_hash(cfg: DictConfig) -> str:
-    """A digest of everything in the config that changes what a run computes."""
-    flat = flatten(OmegaConf.to_container(cfg, resolve=True))
-    kept = {k: v for k, v in flat.items() if not any(k == p or k.startswith(f"{p}.") for p in NOT_IN_CONFIG_HASH)}
-    return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()
 
 
 def error_tags(exc: BaseException) -> dict[str, str]:

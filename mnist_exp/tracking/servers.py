@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 
 from omegaconf import DictConfig
 
@@ -118,10 +119,11 @@ MODEL_TRAINING_VIEW = "workflowType=machine_learning"
 VIEW_KEY_PARAM = "viewStateShareKey"  # the UI's URL parameter that opens a saved view
 
 
-def landing_page(uri: str) -> str:
+def landing_page(uri: str, quiet: Sequence[str] = ()) -> str:
     """The page to open first: the newest run's experiment in the model-training view, on mnist-exp's saved view.
 
-    The view is brought up to date first: the params that differ between the runs become columns.
+    The view is brought up to date first: the params that differ between the runs become columns,
+    except the ``quiet`` ones (``views.refresh``).
     """
     client = store.open_store(uri)
     experiments = [e.experiment_id for e in client.search_experiments()]
@@ -129,7 +131,7 @@ def landing_page(uri: str) -> str:
     if not newest:
         return f"#/experiments?{MODEL_TRAINING_VIEW}"
     experiment_id = newest[0].info.experiment_id
-    views.refresh(client, experiment_id)
+    views.refresh(client, experiment_id, quiet)
     return f"#/experiments/{experiment_id}/runs?{MODEL_TRAINING_VIEW}&{VIEW_KEY_PARAM}={RUNS_VIEW}"
 
 

@@ -276,19 +276,27 @@ def use_store(uri: str) -> None:
         os.environ[TRACKING_URI_ENV] = before
 
 
-def connect(tracking_cfg: DictConfig, objective: DictConfig, patient: bool = False) -> str:
-    """Point MLflow at the configured store and return the experiment's id, creating both if needed.
+def connect(tracking_cfg: DictConfig, patient: bool = False) -> MlflowClient:
+    """A client on the configured store, created if needed, with MLflow's fluent API pointed there too.
 
-    A local SQLite store gets its folder created and new experiments keep their
-    artifacts at ``artifact_location``; a server decides for itself. A new experiment
-    gets the UI's saved view of its runs, sorted by ``objective`` (``views``). A store that
-    does not answer is an error after ``request_timeout_s`` (a user waits), or with
-    ``patient`` (a sweep's job: nobody waits) after ``retry_s``.
+    A store that does not answer is an error after ``request_timeout_s`` (a user waits),
+    or with ``patient`` (a sweep's job: nobody waits) after ``retry_s``.
     """
     uri = tracking_cfg.uri
     bound_requests(tracking_cfg)
     client = open_store(uri, tracking_cfg.retry_s if patient else tracking_cfg.request_timeout_s)
     use_store(uri)
+    return client
+
+
+def experiment_id(client: MlflowClient, tracking_cfg: DictConfig, objective: DictConfig) -> str:
+    """The id of the configured experiment, created if needed.
+
+    In a local SQLite store a new experiment keeps its artifacts at ``artifact_location``;
+    a server decides for itself. A new experiment gets the UI's saved view of its runs,
+    sorted by ``objective`` (``views``).
+    """
+    uri = tracking_cfg.uri
     try:
         with store_lock(uri):
             experiment = client.get_experiment_by_name(tracking_cfg.experiment_name)

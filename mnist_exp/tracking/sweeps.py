@@ -117,8 +117,8 @@ def no_job_running(config: DictConfig, parent: str) -> bool:
 
 def open_parent(config: DictConfig) -> str:
     """Create the store if needed and the sweep's parent run (``sweep.resume``: reopen it); note it in the folder."""
-    experiment_id = store.connect(config.tracking, config.objective)  # creates and migrates the store once, here
-    client = store.open_store(config.tracking.uri)
+    client = store.connect(config.tracking)  # creates and migrates the store once, here
+    experiment_id = store.experiment_id(client, config.tracking, config.objective)
     liveness.end_dead_runs(client, config.tracking.dead_after_s, [experiment_id])
     sweep_dir = Path(config.hydra.sweep.dir).resolve()
     tags = {SWEEP_DIR_TAG: str(sweep_dir), SWEEP_ROLE_TAG: SWEEP_PARENT_ROLE}

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from mlflow import MlflowClient
 
-from mnist_exp.schema import not_hashed_keys
 from mnist_exp.tracking import names
 
 VIEW_TAG = f"{names.SAVED_VIEW_TAG_PREFIX}{names.RUNS_VIEW}"
@@ -59,14 +59,14 @@ def experiment_tags(objective: Any) -> dict[str, str]:
     return {VIEW_TAG: envelope(view_state(objective.metric, objective.direction == "maximize", []))}
 
 
-def differing_params(client: MlflowClient, experiment_id: str) -> list[str]:
-    """The params that differ between the experiment's newest runs, leaving out where and how they were recorded."""
+def differing_params(client: MlflowClient, experiment_id: str, quiet: Sequence[str] = ()) -> list[str]:
+    """The params that differ between the experiment's newest runs, leaving out the ``quiet`` keys and those under them
+    (the caller's: where and how runs were recorded, ``schema.NOT_IN_CONFIG_HASH``)."""
     runs = client.search_runs([experiment_id], max_results=SCANNED_RUNS, order_by=["attributes.start_time DESC"])
     values: dict[str, set[str]] = {}
     for run in runs:
         for key, value in run.data.params.items():
             values.setdefault(key, set()).add(value)
-    quiet = not_hashed_keys()
     return sorted(
         key
         for key, seen in values.items()
@@ -86,12 +86,12 @@ def objective_of(client: MlflowClient, experiment_id: str) -> tuple[str, bool]:
     return params.get("objective.metric", names.BEST_VAL_ACCURACY), params.get("objective.direction") != "minimize"
 
 
-def refresh(client: MlflowClient, experiment_id: str) -> None:
+def refresh(client: MlflowClient, experiment_id: str, quiet: Sequence[str] = ()) -> None:
     """Write the view with the params that differ now (an experiment made before views were written gets one).
 
     What a user saved into the view (sort, widths, columns) is kept; params are added, none removed.
     """
-    params = differing_params(client, experiment_id)
+    params = differing_params(client, experiment_id, quiet)
     try:
         record = json.loads(client.get_experiment(experiment_id).tags[VIEW_TAG])
         state = json.loads(record["state"])

@@ -10,7 +10,6 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
 from mnist_exp.search.job_trial import JobTrial
-from mnist_exp.search.space import search_space
 from mnist_exp.search.study import StudyRun
 from mnist_exp.tracking.names import OPTUNA_TRIAL_ENV, PRUNED_EPOCH_ATTR
 
@@ -87,11 +86,3 @@ def test_a_stop_ends_the_workers_without_new_trials(tmp_path) -> None:
         run.run(launch)
     assert run.stopping.is_set()
     assert len(run.study.trials) < 10
-
-
-def test_the_search_space_comes_from_hydras_sweep_syntax() -> None:
-    space, fixed = search_space(["optimizer.learning_rate=tag(log,interval(1e-4,1e-2))", "training.epochs=2",
-                                 "training.batch_size=choice(32,64)"])  # fmt: skip
-    assert space["optimizer.learning_rate"] == FloatDistribution(1e-4, 1e-2, log=True)
-    assert space["training.batch_size"].choices == (32, 64)
-    assert fixed == ["training.epochs=2"]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mnist_exp.schema import ConfigError
+from mnist_exp.errors import ConfigError
 from mnist_exp.tracking.checkpoints import DamagedCheckpointError, EpochCheckpoint, fingerprint, intact_checkpoint
 from mnist_exp.tracking.store import open_store
 

@@ -5,18 +5,11 @@ from __future__ import annotations
 import errno
 from pathlib import Path
 
-from omegaconf import OmegaConf
-
 from mnist_exp.errors import WriteError
 from mnist_exp.tracking import names
 from mnist_exp.tracking.record import RunRecord
-from mnist_exp.tracking.runs import died_twin, flatten, not_resumable, write_problem
+from mnist_exp.tracking.runs import died_twin, not_resumable, write_problem
 from mnist_exp.tracking.store import open_store
-
-
-def test_flatten_keeps_plain_lists_whole_and_indexes_lists_of_nodes() -> None:
-    cfg = OmegaConf.create({"a": {"b": 1, "shape": [28, 28, 1]}, "layers": [{"units": 8}, {"units": 4}]})
-    assert flatten(cfg) == {"a.b": "1", "a.shape": "[28, 28, 1]", "layers.0.units": "8", "layers.1.units": "4"}
 
 
 def test_the_run_to_continue_is_one_of_this_config_whose_process_died(tmp_path) -> None:

@@ -6,6 +6,7 @@ import json
 
 from omegaconf import OmegaConf
 
+from mnist_exp.schema import NOT_IN_CONFIG_HASH
 from mnist_exp.tracking import views
 from mnist_exp.tracking.store import open_store
 
@@ -38,7 +39,7 @@ def test_a_new_experiments_view_sorts_by_the_objective_and_gains_the_params_that
     record = json.loads(client.get_experiment(experiment).tags[views.VIEW_TAG])
     client.set_experiment_tag(experiment, views.VIEW_TAG, views.envelope(state, record["createdAt"]))
 
-    views.refresh(client, experiment)
+    views.refresh(client, experiment, NOT_IN_CONFIG_HASH)
     state = view_of(client, experiment)
     params = [c for c in state["selectedColumns"] if c.startswith("params.")]
     assert params == ["params.`training.seed`"]  # not the same epochs, nor where and how the runs were recorded
@@ -51,6 +52,6 @@ def test_an_experiment_without_a_view_gets_one_sorted_by_its_runs_objective(tmp_
     experiment = client.create_experiment("old")
     run = client.create_run(experiment).info.run_id
     client.log_param(run, "objective.metric", "test_accuracy")
-    views.refresh(client, experiment)
+    views.refresh(client, experiment, NOT_IN_CONFIG_HASH)
     state = view_of(client, experiment)
     assert state["orderByKey"] == "metrics.`test_accuracy`" and state["orderByAsc"] is False
