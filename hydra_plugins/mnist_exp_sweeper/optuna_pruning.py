@@ -1,7 +1,7 @@
 """``hydra/sweeper=optuna_pruning``: an Optuna study whose jobs report every epoch to their trial.
 
-A thin Hydra plugin over ``mnist_exp.search``: the search space from ``params`` and the
-command line, the study in a real Optuna storage (named after the sweep's MLflow parent
+A thin Hydra plugin over ``mnist_exp.search``: the search space from ``params``, its
+``conditional`` branches and the command line, the study in a real Optuna storage (named after the sweep's MLflow parent
 run, so ``sweep.resume`` continues it), trials asked and told by ``n_jobs`` workers.
 """
 
@@ -17,7 +17,7 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
 
-from mnist_exp.search.space import search_space
+from mnist_exp.search.space import conditional_space
 from mnist_exp.search.study import StudyRun
 from mnist_exp.tracking.names import PARENT_ENV, STUDY_TAG
 
@@ -38,11 +38,13 @@ class OptunaPruningSweeper(Sweeper):
         sampler: optuna.samplers.BaseSampler | None,
         pruner: optuna.pruners.BasePruner | None,
         params: dict[str, str] | None,
+        conditional: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         self.n_trials, self.n_jobs, self.direction = n_trials, n_jobs, direction
         self.storage, self.study_name = storage, study_name
         self.sampler, self.pruner = sampler, pruner or optuna.pruners.NopPruner()
         self.params = dict(params or {})
+        self.conditional = {str(k): dict(v or {}) for k, v in (conditional or {}).items()}
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.config = config
@@ -51,7 +53,7 @@ class OptunaPruningSweeper(Sweeper):
         )
 
     def sweep(self, arguments: list[str]) -> Any:
-        space, fixed = search_space([*(f"{k}={v}" for k, v in self.params.items()), *arguments])
+        search = conditional_space([*(f"{k}={v}" for k, v in self.params.items()), *arguments], self.conditional)
         parent = os.environ.get(PARENT_ENV)
         name = self.study_name or f"mnist-exp-{parent}"
         storage = optuna.storages.RDBStorage(self.storage)
@@ -78,7 +80,7 @@ class OptunaPruningSweeper(Sweeper):
             name, self.storage, self.n_trials, len(study.trials), n_jobs, type(self.pruner).__name__,
         )  # fmt: skip
         run = StudyRun(
-            study, storage, self.storage, space, fixed, self.n_trials, n_jobs,
+            study, storage, self.storage, search, self.n_trials, n_jobs,
             first_job=len(study.trials), max_failures=self.config.sweep.max_failures,
         )  # fmt: skip
         run.run(self.launch)

@@ -16,11 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import optuna
-from optuna.distributions import BaseDistribution
 from optuna.trial import TrialState
 
 from mnist_exp.search.job_trial import JobTrial, trial_id
-from mnist_exp.search.space import as_override
+from mnist_exp.search.space import ConditionalSpace
 from mnist_exp.tracking.names import PRUNED_EPOCH_ATTR
 
 log = logging.getLogger(__name__)
@@ -34,8 +33,7 @@ class StudyRun:
     study: optuna.Study
     storage: optuna.storages.BaseStorage  # the study's, for what a Trial object does not say
     url: str
-    space: dict[str, BaseDistribution]
-    fixed: list[str]
+    search: ConditionalSpace  # what each trial samples, and the overrides its job gets
     n_trials: int
     n_jobs: int
     first_job: int = 0
@@ -64,14 +62,14 @@ class StudyRun:
                 params = self.storage.get_trial(self.trial_id(number)).params
             elif self._to_ask > 0:
                 self._to_ask -= 1
-                trial = self.study.ask(self.space)
-                params = trial.params
+                trial = self.study.ask(self.search.space)
+                params = self.search.sample(trial)
             else:
                 return None
             job, self._next_job = self._next_job, self._next_job + 1
         job_trial = JobTrial(self.url, self.study.study_name, trial.number)
         environment = [f"+hydra.job.env_set.{k}='{v}'" for k, v in job_trial.env().items()]
-        overrides = [*self.fixed, *(as_override(k, v) for k, v in params.items()), *environment]
+        overrides = [*self.search.overrides(params), *environment]
         return trial, overrides, job
 
     def trial_id(self, number: int) -> int:

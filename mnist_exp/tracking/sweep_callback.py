@@ -41,13 +41,16 @@ def pass_to_jobs(config: DictConfig, env: dict[str, str]) -> None:
 
 
 def swept_keys(config: DictConfig) -> list[str]:
-    """The keys a sweep varies: its sweep overrides (``a=1,2``, ``range(...)``) and its sweeper's params."""
+    """The keys a sweep varies: its sweep overrides (``a=1,2``, ``range(...)``), its sweeper's params and
+    the keys of their conditional branches."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parsed = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
     keys = [o.get_key_element().lstrip("+~") for o in parsed if o.is_sweep_override()]
     params = OmegaConf.select(config, "hydra.sweeper.params", default=None) or {}
-    return list(dict.fromkeys([*keys, *params]))
+    branches = OmegaConf.select(config, "hydra.sweeper.conditional", default=None) or {}
+    conditional = [key for branch in branches.values() for key in (branch or {}) if not str(key).startswith("~")]
+    return list(dict.fromkeys([*keys, *params, *conditional]))
 
 
 class MlflowSweepCallback(Callback):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from helpers import FAST, launch, run_module, runs_in
+from helpers import FAST, ONE_EPOCH, launch, run_module, runs_in
 from mlflow import MlflowClient
 
 from mnist_exp.tracking import names
@@ -171,3 +171,34 @@ def test_report_compares_two_sweeps(tmp_path, synthetic) -> None:
     assert table in result.stdout
     assert "| best configuration |" in table and "optimizer.learning_rate" in table
     assert (out / "comparison_best.png").stat().st_size > 10_000
+
+
+def test_a_conditional_search_gives_each_job_only_its_branchs_parameters(tmp_path, synthetic) -> None:
+    """experiment=optuna_conditional, 4 trials on two workers: a learning rate from the optimizer's own
+    range (SGD's momentum only with SGD), the third convolution's filters only where it was kept."""
+    store = tmp_path / "mlruns"
+    run_module(
+        tmp_path, "mnist_exp.commands.train", "experiment=optuna_conditional", *synthetic, *ONE_EPOCH,
+        f"tracking.store_dir={store}", f"hydra.sweep.dir={tmp_path / 'sweep'}", "hydra.sweeper.n_trials=4",
+        "hydra.sweeper.sampler.seed=1",
+    )  # fmt: skip
+    parent, children = sweep_runs(store)
+    assert len(children) == 4 and all(c.info.status == "FINISHED" for c in children)
+    study = optuna.load_study(study_name=f"mnist-exp-{parent.info.run_id}", storage=f"sqlite:///{store}/optuna.db")
+    sampled = {str(t.number): t.params for t in study.trials}
+    branches = set()
+    for child in children:
+        params, trial = child.data.params, sampled[child.data.tags[names.SWEEP_JOB_TAG]]
+        rate, optimizer = float(params["optimizer.learning_rate"]), params["optimizer.name"]
+        assert trial["optimizer"] == optimizer
+        assert trial[f"optimizer.learning_rate | optimizer={optimizer}"] == pytest.approx(rate)
+        if optimizer == "adam":
+            assert 1e-4 <= rate <= 1e-2 and "optimizer.momentum" not in params
+        else:
+            assert 1e-3 <= rate <= 0.2 and params["optimizer.momentum"] == "0.9"
+        kept = trial["conv3"] == "kept"
+        assert ("model.layers.conv3.filters" in params) == kept
+        if kept:
+            assert params["model.layers.conv3.filters"] == str(trial["model.layers.conv3.filters | conv3=kept"])
+        branches.add((optimizer, trial["conv3"]))
+    assert len(branches) >= 3, branches  # this seed's four trials take both sides of both conditions

@@ -10,6 +10,7 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
 from mnist_exp.search.job_trial import JobTrial
+from mnist_exp.search.space import ConditionalSpace
 from mnist_exp.search.study import StudyRun
 from mnist_exp.tracking.names import OPTUNA_TRIAL_ENV, PRUNED_EPOCH_ATTR
 
@@ -20,7 +21,7 @@ def study_run(tmp_path, n_trials: int, n_jobs: int) -> StudyRun:
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
     storage = optuna.storages.RDBStorage(url)
     study = optuna.create_study(storage=storage, study_name="s", direction="maximize", load_if_exists=True)
-    return StudyRun(study, storage, url, SPACE, ["training.epochs=2"], n_trials, n_jobs)
+    return StudyRun(study, storage, url, ConditionalSpace(SPACE, ["training.epochs=2"]), n_trials, n_jobs)
 
 
 def learning_rate(overrides: list[str]) -> float:
