@@ -24,11 +24,13 @@ from mlflow import MlflowClient
 from mnist_exp.tracking import names
 
 
-def search(store: Path, folder: Path, overrides: list[str]) -> tuple[float, float, int, int, int]:
-    """Wall time, best val accuracy, trials, pruned trials and epochs trained of one search."""
+def search(
+    store: Path, folder: Path, overrides: list[str], python: str = sys.executable
+) -> tuple[float, float, int, int, int]:
+    """Wall time, best val accuracy, trials, pruned trials and epochs trained of one search (run by ``python``)."""
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     command = [
-        sys.executable, "-m", "mnist_exp.commands.train", "experiment=optuna_search",
+        python, "-m", "mnist_exp.commands.train", "experiment=optuna_search",
         f"tracking.store_dir={store}", f"hydra.sweep.dir={folder}", "training.verbose=0", *overrides,
     ]  # fmt: skip
     start = time.perf_counter()

@@ -22,12 +22,14 @@ def build_layer(spec: DictConfig, name: str, key: str, **overrides: str) -> kera
 
 
 def build_model(model_cfg: DictConfig, dataset_cfg: DictConfig) -> keras.Sequential:
-    """A Sequential model: the dataset's input, the ``layers`` in order, then ``output``.
+    """A Sequential model: the dataset's input, the ``layers`` in order (a null one left out), then ``output``.
 
     Under a mixed-precision policy the output layer still computes in float32,
     so the softmax and the loss keep full precision.
     """
-    layers = [build_layer(spec, name, f"model.layers.{name}") for name, spec in model_cfg.layers.items()]
+    layers = [
+        build_layer(spec, name, f"model.layers.{name}") for name, spec in model_cfg.layers.items() if spec is not None
+    ]
     mixed = keras.mixed_precision.global_policy().name != "float32"
     output = build_layer(model_cfg.output, "output", "model.output", **({"dtype": "float32"} if mixed else {}))
     try:

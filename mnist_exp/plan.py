@@ -152,6 +152,8 @@ def batch_statistics_layers(model_cfg: DictConfig) -> list[str]:
     """The model's layers whose output depends on the other images in the batch (BatchNormalization)."""
     found = []
     for name, spec in model_cfg.layers.items():
+        if spec is None:  # left out
+            continue
         try:
             if issubclass(get_class(spec._target_), keras.layers.BatchNormalization):
                 found.append(name)

@@ -138,7 +138,7 @@ class LayerSpec(BaseModel):
 
 class Model(Strict):
     name: str
-    layers: dict[str, LayerSpec]
+    layers: dict[str, LayerSpec | None]  # null: the layer is left out (an overlay's way to remove one)
     output: LayerSpec
     loss: str
 

@@ -11,6 +11,7 @@ import keras
 import pytest
 from hydra.errors import ConfigCompositionException
 
+from mnist_exp import schema
 from mnist_exp.config import compose, group_options
 from mnist_exp.layout import checkout_root
 from mnist_exp.network import build_model, build_optimizer, build_partial
@@ -127,6 +128,13 @@ def test_layer_overrides_change_the_built_model() -> None:
     assert names == ["conv1", "pool1", "conv2", "conv3", "flatten", "dense1", "dropout", "output"]
     assert model.get_layer("conv1").filters == 16
     assert model.count_params() != 93_322
+
+
+def test_a_null_layer_is_left_out_as_an_overlay_says() -> None:
+    cfg = compose(["experiment=speedrun"])
+    schema.validate(cfg)
+    names = [layer.name for layer in build_model(cfg.model, cfg.dataset).layers]
+    assert names == ["conv1", "pool1", "conv2", "pool2", "conv3", "norm3", "flatten", "dense1", "output"]
 
 
 def test_unknown_override_key_fails_with_hydras_error() -> None:
