@@ -50,10 +50,6 @@ class Checkpointing:
     checkpoint: EpochCheckpoint
     best: BestEpoch
 
-    @property
-    def callbacks(self) -> list[keras.callbacks.Callback]:
-        return [self.epochs, self.checkpoint, self.best]
-
 
 class TrainingRun:
     """One training start: made, it decides which run it is; then, as a context, ``begin``, the fit, ``finish``.
