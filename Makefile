@@ -70,7 +70,7 @@ docs-serve: install-test
 # Tests run in one worker per CPU (pytest-xdist): many wait on processes, servers and signals.
 # A test module that starts a cluster keeps its tests on one worker (xdist_group).
 test: lint docs system-packages
-	$(BIN)/pytest -n auto --dist loadgroup
+	$(BIN)/pytest -n auto --dist loadgroup --durations=15
 
 # The developers' tier: lint and the tests that train in this process only (no subprocess
 # training, server, PostgreSQL, cluster or browser).

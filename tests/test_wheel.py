@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -198,4 +199,4 @@ def test_an_editable_install_sees_a_new_experiment_without_reinstalling(tmp_path
     assert shown.returncode == 0, shown.stderr[-2000:]
     assert "epochs: 7" in shown.stdout
     help_text = run_in(work, str(python.parent / "mnist-exp"), "--help")
-    assert "added_later        Added after the install." in help_text.stdout
+    assert re.search(r"^\s*added_later +Added after the install\.$", help_text.stdout, re.MULTILINE)
