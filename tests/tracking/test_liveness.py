@@ -109,6 +109,7 @@ CLAIMER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # starts processes together: the full suite
 def test_of_processes_claiming_one_run_at_the_same_moment_exactly_one_wins(tmp_path) -> None:
     client = new_store(tmp_path)
     run_id = new_run(client, {}, status="KILLED")
