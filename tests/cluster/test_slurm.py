@@ -150,9 +150,11 @@ def test_a_job_past_its_time_limit_is_requeued_and_continues_in_the_same_run(tmp
     (job,) = squeue(slurm, "%i")
     # What SLURM sends signal_delay_s before a job's time limit (submitit asks for it with --signal).
     subprocess.run(["scancel", "--signal=USR2", job], env=os.environ | slurm, check=True)
-    # SLURM holds a requeued job for two minutes (Reason BeginTime): the test lets it start at once.
+    # SLURM holds a requeued job for two minutes (Reason BeginTime): the test lets it start in a few
+    # seconds. Not at once: a job started again within the second its old credential was revoked is
+    # killed by SLURM ("Killing non-startable batch JobId=1: Job credential revoked"), and FAILED.
     wait_until(lambda: "BeginTime" in squeue(slurm, "%r"), what="the requeue")
-    subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], env=os.environ | slurm, check=True)
+    subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now+3"], env=os.environ | slurm, check=True)
     code, out = finish(process)
     assert code == 0, out[-3000:]
     parent, (run,) = sweep_record(store)
