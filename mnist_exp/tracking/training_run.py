@@ -70,7 +70,6 @@ class TrainingRun:
         self.start: ResumePoint | None = None
         self.done: Run | None = None
         self.record: RunRecord | None = None
-        self.checkpointing: Checkpointing | None = None
         self.stack = contextlib.ExitStack()
         self.decide()
 
@@ -241,8 +240,7 @@ class TrainingRun:
         folder = checkpoint_folder(record.folder)
         checkpoint = EpochCheckpoint(folder, model, epochs, history)
         best = BestEpoch(folder, model, monitor, maximize, history, log_epoch)
-        self.checkpointing = Checkpointing(epochs, checkpoint, best)
-        return self.checkpointing
+        return Checkpointing(epochs, checkpoint, best)
 
     def finish(self) -> None:
         """The run ends FINISHED."""
