@@ -115,6 +115,12 @@ def append_section(path: Path, lines: list[str]) -> None:
     print(text)
 
 
+def judge(lines: list[str], text: str, ok: bool) -> bool:
+    """Add ``text`` to a section with whether its targets were met; ``ok``."""
+    lines.append(f"{text}: {'met' if ok else 'NOT met'}")
+    return ok
+
+
 def benchmark_parser(description: str | None, rounds: int) -> argparse.ArgumentParser:
     """A benchmark's command line: ``--rounds`` and ``--out`` (the results file it appends to)."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
