@@ -11,14 +11,13 @@ and appends the table to benchmarks/RESULTS.md.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from compare import HERE, append_section, judge, latest_run
+from compare import HERE, append_section, child_env, judge, latest_run
 from machine import heading, matmul_gflops
 
 from mnist_exp.config import compose
@@ -35,7 +34,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
     args = parser.parse_args()
     gflops = matmul_gflops()
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env = child_env()
     rows = []
     with tempfile.TemporaryDirectory(prefix="mnist-exp-recipes-") as tmp:
         store = Path(tmp) / "mlruns"

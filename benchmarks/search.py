@@ -10,14 +10,13 @@ The goal: at most half the wall time, for a best accuracy within 0.002.
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from compare import HERE, append_section
+from compare import HERE, append_section, child_env
 from machine import heading, matmul_gflops
 from mlflow import MlflowClient
 
@@ -28,7 +27,7 @@ def search(
     store: Path, folder: Path, overrides: list[str], python: str = sys.executable
 ) -> tuple[float, float, int, int, int]:
     """Wall time, best val accuracy, trials, pruned trials and epochs trained of one search (run by ``python``)."""
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env = child_env()
     command = [
         python, "-m", "mnist_exp.commands.train", "experiment=optuna_search",
         f"tracking.store_dir={store}", f"hydra.sweep.dir={folder}", "training.verbose=0", *overrides,

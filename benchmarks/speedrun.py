@@ -11,13 +11,12 @@ benchmarks/RESULTS.md. ``avx2`` runs with ONEDNN_MAX_CPU_ISA=AVX2: what an AVX2-
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from compare import HERE, append_section, history, judge, latest_run
+from compare import HERE, append_section, child_env, history, judge, latest_run
 from machine import heading, matmul_gflops
 
 from mnist_exp.config import compose
@@ -68,7 +67,7 @@ def main() -> int:
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
     gflops = matmul_gflops()
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env = child_env()
     rows = []
     with tempfile.TemporaryDirectory(prefix="mnist-exp-speedrun-") as tmp:
         store = Path(tmp) / "mlruns"
