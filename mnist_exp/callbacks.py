@@ -8,7 +8,7 @@ import threading
 
 import keras
 
-from mnist_exp.stops import TIME_LIMIT_SIGNAL, Stopped, raise_if_pending
+from mnist_exp.stops import STOP_SIGNALS, TIME_LIMIT_SIGNAL, Stopped, raise_if_pending
 from mnist_exp.tracking.names import ERROR_TAG
 
 
@@ -49,7 +49,6 @@ class StopOnSignal(keras.callbacks.Callback):
     Its batch hooks are also one of ``mnist_exp.speed``'s tricks.
     """
 
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
     HANDLED_ELSEWHERE = (TIME_LIMIT_SIGNAL,)  # watched only where a Python handler waits for them
 
     def __init__(self) -> None:
@@ -61,7 +60,7 @@ class StopOnSignal(keras.callbacks.Callback):
     def __enter__(self) -> StopOnSignal:
         raise_if_pending()  # a sweep's driver noted a stop just before this job's training
         if threading.current_thread() is threading.main_thread():
-            for signum in self.SIGNALS:
+            for signum in STOP_SIGNALS:
                 if signal.getsignal(signum) is not signal.SIG_IGN:
                     self._previous[signum] = signal.signal(signum, self._note)
             for signum in self.HANDLED_ELSEWHERE:

@@ -10,12 +10,13 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 # What SLURM sends before a job's time limit when submitit submits it (``--signal=USR2@signal_delay_s``).
 TIME_LIMIT_SIGNAL = signal.SIGUSR2
 IN_SLURM_JOB_ENV = "SLURM_JOB_ID"
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C, and what kill, schedulers and container runtimes send
 
 
 class Stopped(KeyboardInterrupt):
@@ -52,6 +53,30 @@ def stopping_signal(exc: BaseException | None) -> int | None:
 def is_stop(exc: BaseException) -> bool:
     """Whether ``exc`` asks the process to stop (a signal, Ctrl-C, ``sys.exit``) rather than reports a failure."""
     return isinstance(exc, KeyboardInterrupt | SystemExit)
+
+
+@contextlib.contextmanager
+def deferred() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM while a record is written (a parent run marked), then raise the first that came.
+
+    Only the main thread can set signal handlers; elsewhere the block runs as it is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    noted: list[int] = []
+    previous = {
+        signum: signal.signal(signum, lambda signum, _: noted.append(signum))
+        for signum in STOP_SIGNALS
+        if signal.getsignal(signum) is not signal.SIG_IGN  # an ignored Ctrl-C stays ignored
+    }
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if noted:
+        raise Stopped(noted[0])
 
 
 def child_processes(pid: int | None = None) -> list[int]:
@@ -100,8 +125,6 @@ class WorkerStops:
     Hydra's or OmegaConf's setup of the next job, it left their state broken and the exit code 1.
     """
 
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
     def __init__(self, grace_s: float, settled: Callable[[], bool]) -> None:
         self.grace_s, self.settled = grace_s, settled
         self.received: int | None = None
@@ -110,7 +133,7 @@ class WorkerStops:
     def install(self) -> None:
         if threading.current_thread() is not threading.main_thread():
             return
-        for signum in self.SIGNALS:
+        for signum in STOP_SIGNALS:
             if signal.getsignal(signum) is not signal.SIG_IGN:
                 self._previous[signum] = signal.signal(signum, self._on_signal)
 

@@ -67,11 +67,18 @@ def main(cfg: DictConfig) -> float:
 
 
 def close_open_sweeps() -> None:
-    """End the sweeps a stop or an error left open (their parents KILLED, with the summary of what finished)."""
+    """End the sweeps a stop or an error left open (their parents KILLED, with the summary of what finished).
+
+    A second Ctrl-C meanwhile exits at once, once the parents are marked: without the summary, in one line.
+    """
     if multirun.OPEN_SWEEPS:
         from mnist_exp.tracking import sweeps
 
-        sweeps.close_interrupted()
+        try:
+            sweeps.close_interrupted()
+        except KeyboardInterrupt:
+            print("stopped again: exiting without the sweep's summary (mnist-exp-report writes it)", file=sys.stderr)
+            raise SystemExit(130) from None
 
 
 def cli() -> None:

@@ -9,6 +9,7 @@ SLURM) passes on.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -19,6 +20,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig
 
+from mnist_exp import stops
 from mnist_exp.errors import UserError
 from mnist_exp.tracking import liveness, reports, runs, store
 from mnist_exp.tracking.multirun import FAILED_SWEEPS, OPEN_SWEEPS, hydra_overrides, job_number, parent_run_id
@@ -163,11 +165,16 @@ def close(config: DictConfig, parent: str, interrupted: bool) -> None:
 
     An interrupted sweep's jobs still marked RUNNING (their worker was stopped before
     it could say so) end KILLED; their checkpoints stay in their run folders for ``resume``.
+    An interrupted sweep's parent is marked first, holding further stops until it is: a
+    second Ctrl-C during the summary then stops at once with the record kept.
     """
-    OPEN_SWEEPS.pop(parent, None)
-    if (heart := HEARTBEATS.pop(parent, None)) is not None:
-        heart.stop()
-    client = store.open_store(config.tracking.uri)
+    with stops.deferred() if interrupted else contextlib.nullcontext():
+        OPEN_SWEEPS.pop(parent, None)
+        if (heart := HEARTBEATS.pop(parent, None)) is not None:
+            heart.stop()
+        client = store.open_store(config.tracking.uri)
+        if interrupted:
+            client.set_terminated(parent, "KILLED")
     if interrupted:
         for run in reports.children(client, parent):
             if run.info.status == "RUNNING":
@@ -193,8 +200,9 @@ def close(config: DictConfig, parent: str, interrupted: bool) -> None:
             f"{parent} ended FAILED. Fix: read the jobs' error tags (mnist-exp-report shows them), correct the "
             "config, run again"
         )
-    client.set_terminated(parent, status)
-    if interrupted:
+    if not interrupted:
+        client.set_terminated(parent, status)
+    else:
         log.warning("sweep interrupted: parent run %s ends KILLED with the summary of what finished", parent)
 
 
