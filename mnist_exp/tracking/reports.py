@@ -75,10 +75,34 @@ def swept_params(runs: list[Run]) -> list[str]:
     ]
 
 
+def swept_overrides(run: Run, keys: set[str]) -> str:
+    """The run's command-line overrides of ``keys`` (all of them when none matches): a job's label."""
+    overrides = run.data.tags.get(names.OVERRIDES_TAG, "")
+    mine = [token for token in overrides.split() if token.split("=", 1)[0].lstrip("+~") in keys]
+    return " ".join(mine) or overrides
+
+
+def command_line_sweeps(parent: Run) -> set[str]:
+    """The keys the sweep's command line sweeps over (``key=a,b``, ``key=range(1,4)``), as Hydra parses them."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser, keys = OverridesParser.create(), set()
+    for token in parent.data.tags.get(names.SWEEP_OVERRIDES_TAG, "").split():
+        try:
+            (override,) = parser.parse_overrides([token])
+        except Exception:  # a value with spaces, split apart in the tag: not a label's concern
+            continue
+        if override.is_sweep_override():
+            keys.add(override.key_or_group)
+    return keys
+
+
 def summarize(client: MlflowClient, parent_run_id: str, objective: DictConfig | dict) -> Summary:
     """One row per job and the best finished job by the objective."""
     runs = children(client, parent_run_id)
     summary = Summary(parent_run_id, objective["metric"], swept=swept_params(runs))
+    # Fewer than two jobs recorded (a sweep stopped early): the command line says what varies.
+    label_keys = set() if summary.swept else command_line_sweeps(client.get_run(parent_run_id))
     sign = 1 if objective["direction"] == "maximize" else -1
     scored = [r for r in runs if r.info.status == "FINISHED" and objective["metric"] in r.data.metrics]
     complete = [r for r in scored if names.PRUNED_TAG not in r.data.tags]  # a pruned job trained fewer epochs
@@ -94,7 +118,7 @@ def summarize(client: MlflowClient, parent_run_id: str, objective: DictConfig | 
                 "job": run.data.tags.get(SWEEP_JOB_TAG, ""),
                 "rank": rank.get(run.info.run_id, "-"),
                 "run_id": run.info.run_id,
-                "overrides": " ".join(values) or run.data.tags.get(names.OVERRIDES_TAG, ""),
+                "overrides": " ".join(values) or swept_overrides(run, label_keys),
                 summary.metric: run.data.metrics.get(summary.metric),
                 names.TEST_ACCURACY: run.data.metrics.get(names.TEST_ACCURACY),
                 names.RUN_TRAIN_TIME: run.data.metrics.get(names.RUN_TRAIN_TIME),

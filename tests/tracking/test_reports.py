@@ -42,6 +42,19 @@ def test_the_summary_ranks_the_finished_jobs_and_keeps_the_failed_ones(store_uri
     assert "| FAILED |" in table[4]
 
 
+def test_a_sweep_stopped_in_its_first_job_labels_it_by_what_the_command_line_sweeps(store_uri) -> None:
+    """One job recorded: no param differs between jobs, so the label comes from the sweep's command line."""
+    client = MlflowClient(store_uri)
+    parent = sweep(client, [("0.001", None, "KILLED")])
+    client.set_tag(parent, names.SWEEP_OVERRIDES_TAG, "dataset.cache_dir=/data optimizer.learning_rate=1e-3,3e-3 "
+                   "model=cnn,cnn_bn training.epochs=range(1,3) launcher=basic")  # fmt: skip
+    (job,) = reports.children(client, parent)
+    mine = "dataset.cache_dir=/data optimizer.learning_rate=0.001 model=cnn training.epochs=1 launcher=basic"
+    client.set_tag(job.info.run_id, names.OVERRIDES_TAG, mine)
+    (row,) = reports.summarize(client, parent, OBJECTIVE).rows
+    assert row["overrides"] == "optimizer.learning_rate=0.001 model=cnn training.epochs=1"
+
+
 def test_a_sweep_is_named_by_its_parent_or_its_folder(tmp_path) -> None:
     assert reports.sweep_parent("abc") == ("abc", None)
     with pytest.raises(UserError, match=f"has no {names.SWEEP_RECORD}: not a sweep folder"):
