@@ -23,6 +23,23 @@ def print_results(results: list[dict], as_json: bool) -> None:
             print(f"{r['file']}: {r['class']} ({r['name']}) p={r['probability']:.3f}{warning}")
 
 
+SUFFIXES = {"K": 10**3, "M": 10**6, "G": 10**9}
+
+
+def pixel_count(text: str) -> int:
+    """A number of pixels as a user writes it: ``40000000``, ``40_000_000``, ``40M`` or ``4e7``."""
+    number, scale = text.strip(), 1
+    if number[-1:].upper() in SUFFIXES:
+        number, scale = number[:-1], SUFFIXES[number[-1].upper()]
+    try:
+        count = int(float(number) * scale)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of pixels (e.g. 40M or 40000000)") from None
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: the limit must be at least 1 pixel")
+    return count
+
+
 @reports_errors
 def main(argv: list[str] | None = None) -> int:
     """Classify PNG/JPEG images of any size, or .npy arrays, with a logged or registered model."""
@@ -31,13 +48,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("files", nargs="+", type=Path, help="images (.png, .jpg) or arrays (.npy)")
     parser.add_argument("--json", action="store_true", help="print one JSON list instead of lines")
     parser.add_argument(
-        "--max-pixels", type=int, default=40_000_000, help="refuse larger images before decoding them (default 40M)"
+        "--max-pixels", type=pixel_count, default="40M", help="refuse larger images before decoding them (default 40M)"
     )
     add_store_option(parser)
     add_epoch_option(parser)
     args = parser.parse_args(argv)
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one line per file, nothing else
     from mnist_exp.predict import predict_files
     from mnist_exp.tracking.registry import resolve
 

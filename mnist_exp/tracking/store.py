@@ -317,7 +317,7 @@ def experiment_id(client: MlflowClient, tracking_cfg: DictConfig, objective: Dic
 
 
 def open_client(uri: str) -> MlflowClient:
-    """A client on the store at ``uri``, with MLflow's fluent API pointed there too (for ``models:/`` URIs)."""
-    client = open_store(uri)
+    """A client on the existing store at ``uri`` (never one made anew), MLflow's fluent API pointed there too."""
+    client = open_existing_store(uri)
     use_store(uri)
     return client

@@ -101,14 +101,32 @@ def test_report_refuses_a_run_that_is_not_a_sweep_and_leaves_it_untouched(tmp_pa
     assert "jobs_finished" not in run.data.metrics and run.info.status == "FINISHED"
 
 
-def test_report_never_creates_a_store(tmp_path) -> None:
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["mnist_exp.commands.report", "0123456789abcdef0123456789abcdef"],
+        ["mnist_exp.commands.predict", "--model", "0123456789abcdef0123456789abcdef", "digit.png"],
+        ["mnist_exp.commands.register", "0123456789abcdef0123456789abcdef"],
+        ["mnist_exp.commands.reproduce", "0123456789abcdef0123456789abcdef"],
+    ],
+    ids=lambda args: args[0].rsplit(".", 1)[1],
+)
+def test_a_command_that_reads_runs_never_creates_a_store(tmp_path, args) -> None:
     database = tmp_path / "elsewhere" / "mlflow.db"
-    result = command(
-        tmp_path, "mnist_exp.commands.report", "0123456789abcdef0123456789abcdef",
-        env={"MLFLOW_TRACKING_URI": f"sqlite:///{database}"},
-    )  # fmt: skip
-    assert "there is no store there" in first_error_line(result)
+    elsewhere = command(tmp_path, *args, env={"MLFLOW_TRACKING_URI": f"sqlite:///{database}"})
+    assert "there is no store there" in first_error_line(elsewhere)
     assert not database.parent.exists() and not (tmp_path / "mlruns").exists()
+
+
+def test_the_pixel_limit_is_read_as_users_write_it() -> None:
+    import argparse
+
+    from mnist_exp.commands.predict import pixel_count
+
+    assert [pixel_count(t) for t in ("40M", "40m", "40_000_000", "4e7", "2.5K")] == [40_000_000] * 4 + [2500]
+    for bad in ("lots", "0", "-3M"):
+        with pytest.raises(argparse.ArgumentTypeError, match="pixel"):
+            pixel_count(bad)
 
 
 def test_report_on_a_running_sweep_writes_a_partial_summary_and_leaves_the_parent_alone(tmp_path) -> None:
