@@ -17,15 +17,22 @@ from mnist_exp.tracking import store, views
 from mnist_exp.tracking.names import RUNS_VIEW
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+ADDRESS_FAMILIES = (socket.AF_INET, socket.AF_INET6)
 
 
 def this_machine_names(host: str) -> list[str]:
-    """The names and addresses a remote client may use for this machine: its host name, FQDN and addresses."""
+    """The names and addresses a remote client may use for this machine: its host name, FQDN, the addresses
+    the name resolves to and those of its network interfaces (a host name often resolves to 127.0.0.1 only).
+    IPv6 addresses are bracketed, as in a Host header; link-local ones (``fe80::…%eth0``) are left out."""
+    import psutil
+
     names = {socket.gethostname(), socket.getfqdn(), "localhost", "127.0.0.1"}
     if host not in ("0.0.0.0", "::"):
         names.add(host)
+    addresses = {a.address for found in psutil.net_if_addrs().values() for a in found if a.family in ADDRESS_FAMILIES}
     with contextlib.suppress(OSError):
-        names |= {info[4][0] for info in socket.getaddrinfo(socket.gethostname(), None)}
+        addresses |= {info[4][0] for info in socket.getaddrinfo(socket.gethostname(), None)}
+    names |= {f"[{a}]" if ":" in a else a for a in addresses if "%" not in a}
     return sorted(names)
 
 

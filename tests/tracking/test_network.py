@@ -26,7 +26,7 @@ CLIENT = textwrap.dedent(
     import http.client, subprocess, sys, time
     ui = subprocess.Popen(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     banner = ui.stdout.readline() + ui.stdout.readline()
-    connection = http.client.HTTPConnection("127.0.0.1", 5000, timeout=30)
+    connection = http.client.HTTPConnection("%s", 5000, timeout=30)
     connection.request("GET", "/", headers={"Host": "%s:5000"})
     print("status", connection.getresponse().status)
     ui.terminate()
@@ -35,12 +35,20 @@ CLIENT = textwrap.dedent(
 )
 
 
-def test_the_ui_bound_beyond_loopback_warns_and_answers_clients_that_use_this_machines_name(tmp_path) -> None:
+# A network address of this machine, other than loopback: given to the namespace's only interface.
+ADDRESS = "10.9.8.7"
+
+
+@pytest.mark.parametrize("asked_by", ["name", "address"])
+def test_the_ui_bound_beyond_loopback_warns_and_answers_clients_that_use_this_machines_name(tmp_path, asked_by) -> None:
+    """A client on another machine names this one by its host name or by one of its addresses (which
+    the host name often does not resolve to)."""
     ui = [sys.executable, "-m", "mnist_exp.commands.ui", "--host", "0.0.0.0", "--port", "5000",
           "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"]  # fmt: skip
-    client = [sys.executable, "-c", CLIENT % socket.gethostname(), *ui]
+    target = ("127.0.0.1", socket.gethostname()) if asked_by == "name" else (ADDRESS, ADDRESS)
+    client = [sys.executable, "-c", CLIENT % target, *ui]
     namespace = ["unshare", "--net", "--pid", "--fork", "--mount-proc"]
-    script = f"ip link set lo up && {shlex.join(client)}"
+    script = f"ip link set lo up && ip addr add {ADDRESS}/32 dev lo && {shlex.join(client)}"
     result = subprocess.run([*namespace, "bash", "-c", script], capture_output=True, text=True, timeout=180)
     assert "status 200" in result.stdout, result.stdout + result.stderr[-3000:]
     assert "warning: serving on 0.0.0.0:5000 beyond this machine, with no authentication" in result.stdout
