@@ -11,7 +11,7 @@ from mlflow.entities.model_registry import ModelVersion
 from omegaconf import DictConfig, OmegaConf
 
 from mnist_exp.errors import UserError
-from mnist_exp.tracking import names
+from mnist_exp.tracking import names, store
 
 
 class ModelLookupError(UserError):
@@ -31,6 +31,7 @@ def training_run(client: MlflowClient, run_id: str) -> Run:
     try:
         run = client.get_run(run_id)
     except mlflow.exceptions.MlflowException as exc:
+        store.check_intact(client.tracking_uri)  # a damaged table reads as empty: say so rather than "no run"
         raise ModelLookupError(f"no run {run_id} in {client.tracking_uri}") from exc
     if run.data.tags.get(names.SWEEP_ROLE_TAG) == names.SWEEP_PARENT_ROLE:
         best = run.data.tags.get(names.BEST_RUN_ID_TAG)
@@ -103,6 +104,7 @@ def resolve(client: MlflowClient, reference: str, epoch: int | None = None) -> R
         else:
             run_id = client.get_logged_model(parts[0]).source_run_id
     except mlflow.exceptions.MlflowException as exc:
+        store.check_intact(client.tracking_uri)
         raise ModelLookupError(f"no model {reference} in {client.tracking_uri}") from exc
     return ResolvedModel(reference, client.get_run(run_id))
 

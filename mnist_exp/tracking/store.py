@@ -258,6 +258,7 @@ def existing_run(client: MlflowClient, run_id: str) -> Run:
     except mlflow.exceptions.MlflowException as exc:
         if exc.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
             raise
+        check_intact(client.tracking_uri)  # a damaged table reads as empty: say so rather than "no run"
         raise UserError(f"no run {run_id} in {client.tracking_uri}. Fix: check the run id and --tracking-uri") from exc
 
 

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from helpers import FAST, free_port, launch, run_module, runs_in, server_command
 from mlflow import MlflowClient
@@ -479,13 +480,19 @@ def test_a_store_damaged_past_its_header_gets_one_line_from_every_command(tmp_pa
     store = tmp_path / "mlruns"
     store.mkdir()
     shutil.copyfile(trained / "mlflow.db", store / "mlflow.db")
-    damage_table(store / "mlflow.db", "metrics")
-    damage_table(store / "mlflow.db", "latest_metrics")
+    for table in ("runs", "metrics", "latest_metrics"):  # a damaged runs table reads as if the run were not there
+        damage_table(store / "mlflow.db", table)
     uri = f"sqlite:///{store / 'mlflow.db'}"
+    run_id = results["run_id"]
+    picture = tmp_path / "digit.npy"
+    np.save(picture, np.zeros((28, 28), dtype=np.float32))
     commands = {
         "train": ["mnist_exp.commands.train", *synthetic, *FAST, f"tracking.store_dir={store}", "training.epochs=1"],
-        "report": ["mnist_exp.commands.report", results["run_id"], results["run_id"], "--tracking-uri", uri],
+        "report": ["mnist_exp.commands.report", run_id, run_id, "--tracking-uri", uri],
         "ui": ["mnist_exp.commands.ui", "--tracking-uri", uri, "--port", str(free_port())],
+        "predict": ["mnist_exp.commands.predict", "--model", run_id, "--tracking-uri", uri, str(picture)],
+        "register": ["mnist_exp.commands.register", run_id, "--tracking-uri", uri],
+        "reproduce": ["mnist_exp.commands.reproduce", run_id, "--tracking-uri", uri],
     }
     for name, args in commands.items():
         result = subprocess.run([sys.executable, "-m", *args], cwd=tmp_path, capture_output=True, text=True,
