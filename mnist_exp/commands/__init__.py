@@ -6,6 +6,7 @@ Nothing in the library imports from here.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -15,6 +16,9 @@ from mnist_exp import errors
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
+
+# The commands print a line per thing done; MLflow's progress bars for each artifact it fetches are noise there.
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 def add_store_option(parser: argparse.ArgumentParser, what: str = "the MLflow store") -> None:
