@@ -68,9 +68,9 @@ def test_a_store_error_names_the_store_and_the_fix(tmp_path) -> None:
 
 
 @pytest.mark.parametrize("reference", ["models:/nope/1", "0123456789abcdef0123456789abcdef"])
-def test_a_model_error_names_the_model_and_the_store(tmp_path, reference) -> None:
+def test_a_model_error_names_the_model_and_the_store(tmp_path, store_uri, reference) -> None:
     (tmp_path / "x.png").write_bytes(b"")
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = store_uri
     result = command(tmp_path, "mnist_exp.commands.predict", "--model", reference, "--tracking-uri", uri, "x.png")
     assert first_error_line(result) == (
         f"error: no model {reference} in {uri}"
@@ -104,18 +104,23 @@ def test_report_refuses_a_run_that_is_not_a_sweep_and_leaves_it_untouched(tmp_pa
 @pytest.mark.parametrize(
     "args",
     [
-        ["mnist_exp.commands.report", "0123456789abcdef0123456789abcdef"],
-        ["mnist_exp.commands.predict", "--model", "0123456789abcdef0123456789abcdef", "digit.png"],
-        ["mnist_exp.commands.register", "0123456789abcdef0123456789abcdef"],
-        ["mnist_exp.commands.reproduce", "0123456789abcdef0123456789abcdef"],
+        ["report", "0123456789abcdef0123456789abcdef"],
+        ["predict", "--model", "0123456789abcdef0123456789abcdef", "digit.png"],
+        ["register", "0123456789abcdef0123456789abcdef"],
+        ["reproduce", "0123456789abcdef0123456789abcdef"],
     ],
-    ids=lambda args: args[0].rsplit(".", 1)[1],
+    ids=lambda args: args[0],
 )
-def test_a_command_that_reads_runs_never_creates_a_store(tmp_path, args) -> None:
+def test_a_command_that_reads_runs_never_creates_a_store(capsys, tmp_path, args) -> None:
+    """In this process (the subprocess path of the same errors is tested above): each command's ``main``."""
+    import importlib
+
     database = tmp_path / "elsewhere" / "mlflow.db"
-    elsewhere = command(tmp_path, *args, env={"MLFLOW_TRACKING_URI": f"sqlite:///{database}"})
-    assert "there is no store there" in first_error_line(elsewhere)
-    assert not database.parent.exists() and not (tmp_path / "mlruns").exists()
+    command_main = importlib.import_module(f"mnist_exp.commands.{args[0]}").main
+    assert command_main([*args[1:], "--tracking-uri", f"sqlite:///{database}"]) == 1
+    (error,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
+    assert "there is no store there" in error
+    assert not database.parent.exists()
 
 
 def test_the_pixel_limit_is_read_as_users_write_it() -> None:
