@@ -6,8 +6,10 @@ Light (no TensorFlow): the ``mnist-exp`` command and the launcher plugins import
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -77,6 +79,36 @@ def deferred() -> Iterator[None]:
             signal.signal(signum, handler)
     if noted:
         raise Stopped(noted[0])
+
+
+@contextlib.contextmanager
+def exit_at_once(message: str, code: int = 130) -> Iterator[None]:
+    """While the block runs, Ctrl-C or SIGTERM ends the process at once: ``message`` on stderr, exit ``code``.
+
+    For work after the record is kept (a stopped sweep's summary). An exception raised from a signal
+    handler can land in a finalizer (a database connection's), where Python logs it and goes on.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def leave(signum: int, frame: object) -> None:
+        logging.shutdown()
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+        print(message, file=sys.stderr, flush=True)
+        os._exit(code)
+
+    previous = {
+        signum: signal.signal(signum, leave)
+        for signum in STOP_SIGNALS
+        if signal.getsignal(signum) is not signal.SIG_IGN
+    }
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def child_processes(pid: int | None = None) -> list[int]:

@@ -77,7 +77,7 @@ def close_open_sweeps() -> None:
         try:
             sweeps.close_interrupted()
         except KeyboardInterrupt:
-            print("stopped again: exiting without the sweep's summary (mnist-exp-report writes it)", file=sys.stderr)
+            print(sweeps.STOPPED_AGAIN, file=sys.stderr)
             raise SystemExit(130) from None
 
 

@@ -9,7 +9,6 @@ SLURM) passes on.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -160,25 +159,34 @@ def reopen_parent(client: MlflowClient, reference: str, dead_after_s: float) -> 
     return parent
 
 
+STOPPED_AGAIN = "stopped again: exiting without the sweep's summary (mnist-exp-report writes it)"
+
+
+def forget(parent: str) -> None:
+    """This process no longer holds the sweep open: it is not closed again, and its parent stops beating."""
+    OPEN_SWEEPS.pop(parent, None)
+    if (heart := HEARTBEATS.pop(parent, None)) is not None:
+        heart.stop()
+
+
+def mark_stopped(config: DictConfig, parent: str) -> None:
+    """An interrupted sweep's record: its parent, and the jobs still marked RUNNING (their worker was
+    stopped before it could say so), end KILLED. Their checkpoints stay in their run folders for ``resume``."""
+    forget(parent)
+    client = store.open_store(config.tracking.uri)
+    client.set_terminated(parent, "KILLED")
+    for run in reports.children(client, parent):
+        if run.info.status == "RUNNING":
+            client.set_terminated(run.info.run_id, "KILLED")
+
+
 def close(config: DictConfig, parent: str, interrupted: bool) -> None:
     """Summarise the sweep onto its parent and end it: FINISHED, FAILED (no job finished) or KILLED.
 
-    An interrupted sweep's jobs still marked RUNNING (their worker was stopped before
-    it could say so) end KILLED; their checkpoints stay in their run folders for ``resume``.
-    An interrupted sweep's parent is marked first, holding further stops until it is: a
-    second Ctrl-C during the summary then stops at once with the record kept.
+    An interrupted sweep was marked first (``mark_stopped``, by ``close_interrupted``).
     """
-    with stops.deferred() if interrupted else contextlib.nullcontext():
-        OPEN_SWEEPS.pop(parent, None)
-        if (heart := HEARTBEATS.pop(parent, None)) is not None:
-            heart.stop()
-        client = store.open_store(config.tracking.uri)
-        if interrupted:
-            client.set_terminated(parent, "KILLED")
-    if interrupted:
-        for run in reports.children(client, parent):
-            if run.info.status == "RUNNING":
-                client.set_terminated(run.info.run_id, "KILLED")
+    forget(parent)
+    client = store.open_store(config.tracking.uri)
     try:
         summary = reports.publish(client, parent, Path(config.hydra.sweep.dir), config.objective)
         finished, failed = summary.finished, summary.failed
@@ -207,10 +215,23 @@ def close(config: DictConfig, parent: str, interrupted: bool) -> None:
 
 
 def close_interrupted() -> None:
-    """End every sweep this process opened and did not close: what a Ctrl-C or SIGTERM left open."""
-    for parent, config in list(OPEN_SWEEPS.items()):
-        os.environ.pop(PARENT_ENV, None)
-        try:
-            close(config, parent, interrupted=True)
-        except Exception:  # the store may be what failed; the stop goes on
-            log.exception("could not close the interrupted sweep's parent run %s", parent)
+    """End every sweep this process opened and did not close: what a Ctrl-C or SIGTERM left open.
+
+    Every parent is marked KILLED first, holding further stops until it is; then each gets the summary
+    of what finished. A second stop meanwhile exits at once (``STOPPED_AGAIN``): the record is kept.
+    """
+    marked = []
+    with stops.deferred():
+        for parent, config in list(OPEN_SWEEPS.items()):
+            os.environ.pop(PARENT_ENV, None)
+            try:
+                mark_stopped(config, parent)
+                marked.append((parent, config))
+            except Exception:  # the store may be what failed; the stop goes on
+                log.exception("could not close the interrupted sweep's parent run %s", parent)
+    with stops.exit_at_once(STOPPED_AGAIN):
+        for parent, config in marked:
+            try:
+                close(config, parent, interrupted=True)
+            except Exception:
+                log.exception("could not write the summary of the interrupted sweep %s", parent)
