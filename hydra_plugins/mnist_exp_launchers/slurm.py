@@ -50,6 +50,8 @@ class MnistSlurmConf(SlurmQueueConf):
     poll_s: float = MISSING
     # A job pending this long is reported with SLURM's reason (again after as long).
     pending_report_s: float = MISSING
+    # A job that looks ended or gone from the queue this long without its result is lost (its run KILLED).
+    lost_after_s: float = MISSING
 
 
 ConfigStore.instance().store(group="hydra/launcher", name="mnist_slurm", node=MnistSlurmConf, provider="mnist_exp")
@@ -58,9 +60,9 @@ ConfigStore.instance().store(group="hydra/launcher", name="mnist_slurm", node=Mn
 class SlurmLauncher(submitit_launcher.SlurmLauncher):
     """Submits each sweep job as a task of a SLURM array, and is itself the callable each task runs."""
 
-    def __init__(self, poll_s: float, pending_report_s: float, **params: Any) -> None:
+    def __init__(self, poll_s: float, pending_report_s: float, lost_after_s: float, **params: Any) -> None:
         super().__init__(**params)
-        self.poll_s, self.pending_report_s = poll_s, pending_report_s
+        self.poll_s, self.pending_report_s, self.lost_after_s = poll_s, pending_report_s, lost_after_s
         self._earlier_jobs_checked = False
         self._lock = threading.Lock()
 
@@ -113,7 +115,7 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
         submitted = [Submitted(job, n, list(o)) for job, n, o in zip(jobs, numbers, job_overrides, strict=True)]
         for item in submitted:
             log.info("\t#%d : SLURM job %s : %s", item.number, item.job_id, " ".join(item.overrides))
-        wait(submitted, self.poll_s, self.pending_report_s)
+        wait(submitted, self.poll_s, self.pending_report_s, self.lost_after_s)
         return [item.result if item.result is not None else self.without_result(item) for item in submitted]
 
     def cancel_earlier_jobs(self, parent: str) -> None:

@@ -18,7 +18,6 @@ from typing import Any
 from mnist_exp.cluster import slurm
 
 log = logging.getLogger(__name__)
-REQUEUE_GRACE_S = 60.0  # seconds a job may look ended or gone without a result before it counts as lost
 
 
 @dataclass
@@ -52,8 +51,11 @@ def last_error(text: str) -> str:
     return errors[-1] if errors else text.strip().split("\n")[0]
 
 
-def wait(submitted: list[Submitted], poll_s: float, pending_report_s: float) -> None:
-    """Wait until every job has its result or its failure; see the module's docstring."""
+def wait(submitted: list[Submitted], poll_s: float, pending_report_s: float, lost_after_s: float) -> None:
+    """Wait until every job has its result or its failure; see the module's docstring.
+
+    A job that looks ended or gone without a result for ``lost_after_s`` is lost (a requeued job
+    looks so for a moment, and a result file can trail a job's end)."""
     waiting = {s.job_id: s for s in submitted}
     absent_since: dict[str, float] = {}
     last_state: dict[str, str] = {}  # the ended state squeue last gave a job, kept once SLURM forgets it
@@ -73,7 +75,7 @@ def wait(submitted: list[Submitted], poll_s: float, pending_report_s: float) -> 
                 # until SLURM has stopped them and set it PENDING again; a result file can trail a job's end.
                 if entry is not None:
                     last_state[job_id] = entry.state
-                if now - absent_since.setdefault(job_id, now) >= max(poll_s, REQUEUE_GRACE_S) and not item.has_result():
+                if now - absent_since.setdefault(job_id, now) >= max(poll_s, lost_after_s) and not item.has_result():
                     state = last_state.get(job_id) or slurm.final_state(job_id)
                     item.failure = (
                         f"SLURM job {job_id} ended without a result "

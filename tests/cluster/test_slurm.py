@@ -166,7 +166,7 @@ def test_a_job_past_its_time_limit_is_requeued_and_continues_in_the_same_run(tmp
 
 def test_a_cancelled_job_ends_killed_and_the_other_jobs_run_to_the_end(tmp_path, synthetic, slurm) -> None:
     store = tmp_path / "mlruns"
-    process = sweep(tmp_path, slurm, *synthetic, *LONG, f"tracking.store_dir={store}",
+    process = sweep(tmp_path, slurm, *synthetic, *LONG, f"tracking.store_dir={store}", "hydra.launcher.lost_after_s=10",
                     "optimizer.learning_rate=0.001,0.003")  # fmt: skip
     wait_until(lambda: len(epochs_logged(store)) == 2, what="both jobs training")
     first = sorted(squeue(slurm, "%i"))[0]
