@@ -32,6 +32,7 @@ SCREENSHOTS = Path(os.environ.get("MNIST_EXP_SCREENSHOTS", "test-screenshots"))
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.xdist_group("ui"),  # one set of runs and one UI for the module's tests, on one worker
     pytest.mark.skipif(
         not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (make system-packages installs it)"
     ),

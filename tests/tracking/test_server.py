@@ -54,7 +54,6 @@ def test_parallel_and_submitit_sweeps_land_in_the_server(tmp_path, synthetic, se
     sqlite_s = sweep(
         tmp_path,
         synthetic,
-        "launcher=local_parallel",
         f"tracking.store_dir={local_store}",
         f"hydra.sweep.dir={tmp_path / 'sqlite'}",
     )
@@ -85,6 +84,6 @@ def test_parallel_and_submitit_sweeps_land_in_the_server(tmp_path, synthetic, se
     assert migrate(MlflowClient(f"sqlite:///{local_store / 'mlflow.db'}"), MlflowClient(server)) == 0
     with capsys.disabled():
         print(
-            f"\n{JOBS}-job sweep, local_parallel: SQLite {sqlite_s:.1f} s, server {server_s:.1f} s; "
+            f"\n{JOBS}-job sweep: basic to SQLite {sqlite_s:.1f} s, local_parallel to server {server_s:.1f} s; "
             f"submitit_local to server {submitit_s:.1f} s"
         )
