@@ -15,7 +15,6 @@ benchmark that was stopped goes on from the seeds it had finished.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import statistics
 import subprocess
 import sys
@@ -77,8 +76,8 @@ def main() -> int:
     args = parser.parse_args()
     gflops = matmul_gflops()
     met = True
-    with contextlib.ExitStack() as stack:
-        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mnist-exp-recipes-")))
+    with tempfile.TemporaryDirectory(prefix="mnist-exp-recipes-") as tmp:
+        work = Path(tmp)
         store = (args.store or work / "mlruns").resolve()
         for preset in args.presets:
             rows = []
