@@ -51,12 +51,6 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory, synthetic: list[str]) 
     return train(cfg), store
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Path:
-    """A fresh folder for an MLflow SQLite store and its artifacts."""
-    return tmp_path / "mlruns"
-
-
 @pytest.fixture(scope="session")
 def blank_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An empty MLflow SQLite store, created (and migrated, seconds) once per session, to copy."""
@@ -68,12 +62,19 @@ def blank_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def store_uri(tmp_path: Path, blank_store: Path) -> str:
-    """A new, empty SQLite store of this test's own (a copy of ``blank_store``): its URI."""
-    database = tmp_path / "mlruns" / "mlflow.db"
-    database.parent.mkdir()
-    shutil.copyfile(blank_store, database)
-    return f"sqlite:///{database}"
+def store(tmp_path: Path, blank_store: Path) -> Path:
+    """This test's own store folder, holding a new, empty SQLite store (a copy of ``blank_store``): every
+    process that opens it finds it migrated, so no test pays for MLflow's migrations again."""
+    folder = tmp_path / "mlruns"
+    folder.mkdir()
+    shutil.copyfile(blank_store, folder / "mlflow.db")
+    return folder
+
+
+@pytest.fixture
+def store_uri(store: Path) -> str:
+    """The URI of this test's own store (``store``)."""
+    return f"sqlite:///{store / 'mlflow.db'}"
 
 
 @pytest.fixture(scope="module")

@@ -146,8 +146,7 @@ def test_each_epoch_trains_one_pass_over_the_training_images(finished) -> None:
     assert int(model.optimizer.iterations) == epoch * steps_per_epoch
 
 
-def test_command_line_run_records_its_overrides(tmp_path, synthetic) -> None:
-    store = tmp_path / "mlruns"
+def test_command_line_run_records_its_overrides(tmp_path, store, synthetic) -> None:
     overrides = [
         *synthetic,
         f"tracking.store_dir={store}",

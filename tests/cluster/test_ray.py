@@ -43,9 +43,9 @@ def in_namespace(script: str, env: dict[str, str], timeout: float = 300) -> subp
     )  # fmt: skip
 
 
-def sweep_command(tmp_path: Path, synthetic: list[str], name: str, *overrides: str) -> str:
+def sweep_command(tmp_path: Path, store: Path, synthetic: list[str], name: str, *overrides: str) -> str:
     args = [sys.executable, "-m", "mnist_exp.commands.train", "-m", *synthetic, *ONE_EPOCH, "launcher=ray",
-            f"tracking.store_dir={tmp_path / 'mlruns'}", f"tracking.experiment_name={name}",
+            f"tracking.store_dir={store}", f"tracking.experiment_name={name}",
             f"hydra.sweep.dir={tmp_path / name}", "optimizer.learning_rate=0.001,0.01", *overrides]  # fmt: skip
     return shlex.join(args)
 
@@ -73,14 +73,14 @@ def listening(output: str) -> list[str]:
     return [line.split()[-1] for line in output.splitlines() if line.startswith("listening on ")]
 
 
-def test_a_sweep_on_an_in_process_ray(tmp_path, synthetic) -> None:
-    command = sweep_command(tmp_path, synthetic, "ray_local", "+hydra.launcher.ray.init.include_dashboard=false")
+def test_a_sweep_on_an_in_process_ray(tmp_path, store, synthetic) -> None:
+    command = sweep_command(tmp_path, store, synthetic, "ray_local", "+hydra.launcher.ray.init.include_dashboard=false")
     result = in_namespace(command, {"RAY_USAGE_STATS_ENABLED": "0"})
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
-    assert_sweep(tmp_path / "mlruns", "ray_local")
+    assert_sweep(store, "ray_local")
 
 
-def test_sweeps_on_a_ray_cluster_started_before_them_with_token_auth(tmp_path, synthetic) -> None:
+def test_sweeps_on_a_ray_cluster_started_before_them_with_token_auth(tmp_path, store, synthetic) -> None:
     token = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16), "RAY_USAGE_STATS_ENABLED": "0"}
     temp = tempfile.mkdtemp(prefix="ray-")  # short: Ray's socket paths must fit in 107 bytes
     script = f"""
@@ -89,10 +89,10 @@ def test_sweeps_on_a_ray_cluster_started_before_them_with_token_auth(tmp_path, s
 # A loaded machine may need a while before the cluster takes a client (its server for the client then dies).
 for _ in $(seq 60); do {RAY} status --address=127.0.0.1:{HEAD_PORT} >/dev/null 2>&1 && break; sleep 1; done
 ss -Hltn | awk '{{print "listening on", $4}}'
-{sweep_command(tmp_path, synthetic, "ray_client", f"hydra.launcher.ray.init.address=ray://127.0.0.1:{CLIENT_PORT}")}
+{sweep_command(tmp_path, store, synthetic, "ray_client", f"hydra.launcher.ray.init.address=ray://127.0.0.1:{CLIENT_PORT}")}
 code=$?; echo "ray_client exited $code"
 [ $code = 0 ] || tail -n 30 {temp}/session_latest/logs/ray_client_server*.err >&2  # why Ray's client server failed
-{sweep_command(tmp_path, synthetic, "ray_auto", "hydra.launcher.ray.init.address=auto")}
+{sweep_command(tmp_path, store, synthetic, "ray_auto", "hydra.launcher.ray.init.address=auto")}
 echo "ray_auto exited $?"
 {RAY} stop --force >/dev/null 2>&1 || true
 """
@@ -104,5 +104,5 @@ echo "ray_auto exited $?"
         assert f"{sweep} exited 0" in result.stdout, result.stdout[-2000:] + result.stderr[-4000:]
     addresses = listening(result.stdout)
     assert addresses and all(a.startswith(("127.0.0.1:", "[::ffff:127.0.0.1]:")) for a in addresses), addresses
-    assert_sweep(tmp_path / "mlruns", "ray_client")
-    assert_sweep(tmp_path / "mlruns", "ray_auto")
+    assert_sweep(store, "ray_client")
+    assert_sweep(store, "ray_auto")

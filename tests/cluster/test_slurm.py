@@ -143,8 +143,7 @@ def test_grid_and_optuna_sweeps_on_slurm_land_in_the_server_and_the_study_in_pos
         assert run.info.status == "FINISHED"
 
 
-def test_a_job_past_its_time_limit_is_requeued_and_continues_in_the_same_run(tmp_path, synthetic, slurm) -> None:
-    store = tmp_path / "mlruns"
+def test_a_job_past_its_time_limit_is_requeued_and_continues_in_the_same_run(tmp_path, store, synthetic, slurm) -> None:
     process = sweep(tmp_path, slurm, *synthetic, *LONG, f"tracking.store_dir={store}", "optimizer.learning_rate=0.001")
     wait_until(lambda: any(len(steps) >= 2 for steps in epochs_logged(store).values()), what="epoch 2")
     (job,) = squeue(slurm, "%i")
@@ -164,8 +163,7 @@ def test_a_job_past_its_time_limit_is_requeued_and_continues_in_the_same_run(tmp
     assert_each_epoch_once(store, [run.info.run_id], 12)
 
 
-def test_a_cancelled_job_ends_killed_and_the_other_jobs_run_to_the_end(tmp_path, synthetic, slurm) -> None:
-    store = tmp_path / "mlruns"
+def test_a_cancelled_job_ends_killed_and_the_other_jobs_run_to_the_end(tmp_path, store, synthetic, slurm) -> None:
     process = sweep(tmp_path, slurm, *synthetic, *LONG, f"tracking.store_dir={store}", "hydra.launcher.lost_after_s=10",
                     "optimizer.learning_rate=0.001,0.003")  # fmt: skip
     wait_until(lambda: len(epochs_logged(store)) == 2, what="both jobs training")
@@ -186,9 +184,8 @@ def test_a_cancelled_job_ends_killed_and_the_other_jobs_run_to_the_end(tmp_path,
 
 
 def test_a_sweep_killed_on_the_submitting_machine_resumes_after_cancelling_its_queued_jobs(
-    tmp_path, synthetic, slurm
+    tmp_path, store, synthetic, slurm
 ) -> None:
-    store = tmp_path / "mlruns"
     grid = ["optimizer.learning_rate=0.001,0.003"]
     epochs = [*FAST, "training.epochs=40"]
     process = sweep(tmp_path, slurm, *synthetic, *epochs, f"tracking.store_dir={store}", *grid)
@@ -210,8 +207,9 @@ def test_a_sweep_killed_on_the_submitting_machine_resumes_after_cancelling_its_q
     assert_each_epoch_once(store, [run.info.run_id for run in jobs], 40)
 
 
-def test_a_job_slurm_cannot_schedule_is_reported_with_its_reason_within_a_minute(tmp_path, synthetic, slurm) -> None:
-    store = tmp_path / "mlruns"
+def test_a_job_slurm_cannot_schedule_is_reported_with_its_reason_within_a_minute(
+    tmp_path, store, synthetic, slurm
+) -> None:
     start = time.monotonic()
     process = sweep(tmp_path, slurm, *synthetic, *FAST, f"tracking.store_dir={store}",
                     f"hydra.launcher.cpus_per_task={(os.cpu_count() or 1) * 8}")  # fmt: skip

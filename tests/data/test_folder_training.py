@@ -31,9 +31,9 @@ def output(result: subprocess.CompletedProcess) -> str:
     return result.stdout + result.stderr
 
 
-def test_mnist_exp_trains_on_a_folder_reuses_its_cache_and_predicts_with_it(tmp_path) -> None:
+def test_mnist_exp_trains_on_a_folder_reuses_its_cache_and_predicts_with_it(tmp_path, store) -> None:
     pictures = write_pictures(tmp_path / "pics", per_class=60)
-    store, cache = tmp_path / "mlruns", tmp_path / "cache"
+    cache = tmp_path / "cache"
     overrides = [
         "dataset=folder",
         f"dataset.path={tmp_path / 'pics'}",

@@ -208,7 +208,7 @@ def test_the_reference_cnn_builds_for_cifar10_with_no_edit() -> None:
 
 
 @pytest.mark.slow  # three trainings: the full suite's, not make test-fast's
-def test_folder_cifar10_and_npz_runs_train_and_log_their_datasets(tmp_path) -> None:
+def test_folder_cifar10_and_npz_runs_train_and_log_their_datasets(tmp_path, store) -> None:
     from mlflow import MlflowClient
 
     from mnist_exp.train import train
@@ -216,7 +216,6 @@ def test_folder_cifar10_and_npz_runs_train_and_log_their_datasets(tmp_path) -> N
     write_pictures(tmp_path / "pics", per_class=8)
     write_cifar_archive(tmp_path / "c.tar.gz")
     write_npz(tmp_path / "d.npz", np.arange(40) % 4)
-    store = tmp_path / "mlruns"
     runs = {
         "folder": ["dataset=folder", f"dataset.path={tmp_path / 'pics'}", "dataset.image_shape=[24,24,3]"],
         "cifar10": ["dataset=cifar10", f"dataset.archive={tmp_path / 'c.tar.gz'}"],

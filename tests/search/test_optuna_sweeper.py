@@ -35,8 +35,8 @@ def epochs_trained(client: MlflowClient, run) -> int:
     return len(client.get_metric_history(run.info.run_id, "val_accuracy"))
 
 
-def test_a_pruned_search_stops_bad_trials_early_and_says_so(tmp_path, synthetic) -> None:
-    store, sweep_dir = tmp_path / "mlruns", tmp_path / "sweep"
+def test_a_pruned_search_stops_bad_trials_early_and_says_so(tmp_path, store, synthetic) -> None:
+    sweep_dir = tmp_path / "sweep"
     run_module(
         tmp_path, "mnist_exp.commands.train", "-m", *synthetic, *FAST, *OPTUNA,
         f"tracking.store_dir={store}", f"hydra.sweep.dir={sweep_dir}", "training.epochs=4",
@@ -74,8 +74,7 @@ def test_a_pruned_search_stops_bad_trials_early_and_says_so(tmp_path, synthetic)
 UNEVEN_SEED = 0  # a RandomSampler seed whose first two trials draw 1 and 24 epochs (checked below)
 
 
-def test_two_workers_start_a_trial_as_soon_as_either_is_free(tmp_path, synthetic) -> None:
-    store = tmp_path / "mlruns"
+def test_two_workers_start_a_trial_as_soon_as_either_is_free(tmp_path, store, synthetic) -> None:
     run_module(
         tmp_path, "mnist_exp.commands.train", "-m", *synthetic, *FAST, *OPTUNA, "launcher=local_parallel",
         f"tracking.store_dir={store}", f"hydra.sweep.dir={tmp_path / 'sweep'}", "hydra.sweeper.pruner=null",
@@ -124,8 +123,7 @@ def interrupt_after(store: Path, count: int, *args: str, cwd: Path) -> None:
     assert process.returncode == 130, output[-4000:]
 
 
-def test_a_grid_sweep_stopped_and_resumed_runs_each_config_once(tmp_path, synthetic) -> None:
-    store = tmp_path / "mlruns"
+def test_a_grid_sweep_stopped_and_resumed_runs_each_config_once(tmp_path, store, synthetic) -> None:
     grid = [*synthetic, *FAST, f"tracking.store_dir={store}", "training.epochs=2", "training.steps_per_execution=1",
             "optimizer.learning_rate=0.001,0.002,0.003,0.004"]  # fmt: skip
     interrupt_after(store, 2, *grid, f"hydra.sweep.dir={tmp_path / 'first'}", cwd=tmp_path)
@@ -140,8 +138,7 @@ def test_a_grid_sweep_stopped_and_resumed_runs_each_config_once(tmp_path, synthe
     assert len(children) == 4  # the stopped job was resumed in its own run, not run anew
 
 
-def test_an_optuna_sweep_stopped_after_three_trials_continues_to_six(tmp_path, synthetic) -> None:
-    store = tmp_path / "mlruns"
+def test_an_optuna_sweep_stopped_after_three_trials_continues_to_six(tmp_path, store, synthetic) -> None:
     search = [*synthetic, *FAST, *OPTUNA, f"tracking.store_dir={store}", "training.epochs=2",
               "hydra.sweeper.n_trials=6", "hydra.sweeper.pruner=null",
               "optimizer.learning_rate=tag(log,interval(1e-4,1e-2))"]  # fmt: skip
@@ -157,8 +154,7 @@ def test_an_optuna_sweep_stopped_after_three_trials_continues_to_six(tmp_path, s
     assert len(children) == 6 and all(c.info.status == "FINISHED" for c in children)
 
 
-def test_report_compares_two_sweeps(tmp_path, synthetic) -> None:
-    store = tmp_path / "mlruns"
+def test_report_compares_two_sweeps(tmp_path, store, synthetic) -> None:
     for name, rates in (("a", "0.001,0.003"), ("b", "0.0003,0.03")):
         run_module(tmp_path, "mnist_exp.commands.train", "-m", *synthetic, *FAST, "training.epochs=2",
                    f"tracking.store_dir={store}", f"hydra.sweep.dir={tmp_path / name}",
@@ -173,10 +169,9 @@ def test_report_compares_two_sweeps(tmp_path, synthetic) -> None:
     assert (out / "comparison_best.png").stat().st_size > 10_000
 
 
-def test_a_conditional_search_gives_each_job_only_its_branchs_parameters(tmp_path, synthetic) -> None:
+def test_a_conditional_search_gives_each_job_only_its_branchs_parameters(tmp_path, store, synthetic) -> None:
     """experiment=optuna_conditional, 4 trials on two workers: a learning rate from the optimizer's own
     range (SGD's momentum only with SGD), the third convolution's filters only where it was kept."""
-    store = tmp_path / "mlruns"
     run_module(
         tmp_path, "mnist_exp.commands.train", "experiment=optuna_conditional", *synthetic, *ONE_EPOCH,
         f"tracking.store_dir={store}", f"hydra.sweep.dir={tmp_path / 'sweep'}", "hydra.sweeper.n_trials=4",

@@ -153,8 +153,7 @@ def test_a_locked_store_is_named_with_the_fix(tmp_path, synthetic) -> None:
 # A store busy or away while a run trains.
 
 
-def test_a_lock_held_across_an_epoch_end_loses_nothing(tmp_path, synthetic) -> None:
-    store = tmp_path / "mlruns"
+def test_a_lock_held_across_an_epoch_end_loses_nothing(tmp_path, store, synthetic) -> None:
     process = launch(
         tmp_path,
         "mnist_exp.commands.train",
@@ -304,12 +303,11 @@ STOPS = [
 
 
 @pytest.mark.parametrize(("moment", "signame"), STOPS)
-def test_a_stop_at_any_moment_is_resumed_in_the_same_run(tmp_path, synthetic, moment, signame) -> None:
+def test_a_stop_at_any_moment_is_resumed_in_the_same_run(tmp_path, store, synthetic, moment, signame) -> None:
     """Ctrl-C and SIGTERM end the run KILLED within 10 s, to resume by id. After SIGKILL (the OOM killer,
     a lost node) the next start of the same config marks the run KILLED and continues it. Either way the
     run ends FINISHED with each epoch's metrics once, and nothing stays RUNNING."""
     line, after, delay = MOMENTS[moment]
-    store = tmp_path / "mlruns"
     settings = [
         *synthetic,
         *FAST,
@@ -347,8 +345,7 @@ def test_a_stop_at_any_moment_is_resumed_in_the_same_run(tmp_path, synthetic, mo
                  model=moment == "while the model is logged")  # fmt: skip
 
 
-def test_two_resumes_of_one_run_at_once_one_is_refused_in_one_line(tmp_path, synthetic) -> None:
-    store = tmp_path / "mlruns"
+def test_two_resumes_of_one_run_at_once_one_is_refused_in_one_line(tmp_path, store, synthetic) -> None:
     settings = [*synthetic, *FAST, f"tracking.store_dir={store}", "training.epochs=4", "training.verbose=2"]
     process = launch(tmp_path, "mnist_exp.commands.train", *settings)
     wait_for(process, "Epoch 2/4")
@@ -369,8 +366,7 @@ def test_two_resumes_of_one_run_at_once_one_is_refused_in_one_line(tmp_path, syn
     assert_whole(MlflowClient(f"sqlite:///{store / 'mlflow.db'}"), run.info.run_id, epochs=4)
 
 
-def test_sync_marks_a_run_whose_process_was_killed_and_says_how_to_continue_it(tmp_path, synthetic) -> None:
-    store = tmp_path / "mlruns"
+def test_sync_marks_a_run_whose_process_was_killed_and_says_how_to_continue_it(tmp_path, store, synthetic) -> None:
     process = launch(tmp_path, "mnist_exp.commands.train", *synthetic, *FAST, f"tracking.store_dir={store}",
                      "training.epochs=3", "training.verbose=2")  # fmt: skip
     wait_for(process, "Epoch 2/3")
@@ -433,10 +429,9 @@ def test_a_full_disk_ends_the_run_in_one_line_and_resume_logs_each_epoch_once(tm
             assert steps(client, run_id, metric) == [1, 2, 3, 4], metric
 
 
-def test_a_damaged_checkpoint_falls_back_to_the_stores_copy_or_gets_one_line(tmp_path, synthetic) -> None:
+def test_a_damaged_checkpoint_falls_back_to_the_stores_copy_or_gets_one_line(tmp_path, store, synthetic) -> None:
     """A truncated model file with an intact copy in the store: resumed from that copy. A cut state file
     with no copy in the store (the process was killed outright): one line."""
-    store = tmp_path / "mlruns"
     settings = [*synthetic, *FAST, f"tracking.store_dir={store}", "training.verbose=2"]
     process = launch(tmp_path, "mnist_exp.commands.train", *settings, "training.epochs=6")
     killed = launch(tmp_path, "mnist_exp.commands.train", *settings, "training.epochs=60")  # far from its end
@@ -504,8 +499,7 @@ def test_a_store_damaged_past_its_header_gets_one_line_from_every_command(tmp_pa
         assert f"sqlite3 {store / 'mlflow.db'} .recover" in errors[0], name
 
 
-def test_a_stop_while_importing_records_nothing(tmp_path, synthetic) -> None:
-    store = tmp_path / "mlruns"
+def test_a_stop_while_importing_records_nothing(tmp_path, store, synthetic) -> None:
     process = launch(tmp_path, "mnist_exp.commands.train", *synthetic, *FAST, f"tracking.store_dir={store}")
     time.sleep(1.5)  # Python is importing Hydra, composing the config, or importing TensorFlow
     process.send_signal(signal.SIGTERM)
@@ -543,8 +537,7 @@ def test_deterministic_run_stopped_and_resumed_matches_an_uninterrupted_one(tmp_
 # Sweeps end with a status.
 
 
-def test_an_interrupted_sweep_ends_killed_with_a_summary(tmp_path, synthetic) -> None:
-    store = tmp_path / "mlruns"
+def test_an_interrupted_sweep_ends_killed_with_a_summary(tmp_path, store, synthetic) -> None:
     process = launch(
         tmp_path,
         "mnist_exp.commands.train",
@@ -577,11 +570,10 @@ def test_an_interrupted_sweep_ends_killed_with_a_summary(tmp_path, synthetic) ->
 
 
 @pytest.mark.parametrize("presses", ["one", "two at once", "the second while the sweep closes"])
-def test_ctrl_c_on_a_parallel_sweep_ends_it_within_10_s_in_a_few_lines(tmp_path, synthetic, presses) -> None:
+def test_ctrl_c_on_a_parallel_sweep_ends_it_within_10_s_in_a_few_lines(tmp_path, store, synthetic, presses) -> None:
     """One Ctrl-C: the workers' runs end KILLED with their checkpoints and the parent KILLED with the summary of
     what finished (nothing, here). A second Ctrl-C, at once or while the driver writes the summary, still
     leaves no run RUNNING."""
-    store = tmp_path / "mlruns"
     process = launch(tmp_path, "mnist_exp.commands.train", "-m", *synthetic, *FAST, f"tracking.store_dir={store}",
                      f"hydra.sweep.dir={tmp_path / 'sweep'}", "training.epochs=200", "training.verbose=2",
                      "launcher=local_parallel", "optimizer.learning_rate=0.001,0.002")  # fmt: skip
@@ -617,8 +609,7 @@ def test_ctrl_c_on_a_parallel_sweep_ends_it_within_10_s_in_a_few_lines(tmp_path,
             assert {a.path for a in client.list_artifacts(job.info.run_id, "checkpoint")} == CHECKPOINT
 
 
-def test_a_sweep_whose_driver_was_killed_is_marked_by_the_next_command(tmp_path, synthetic) -> None:
-    store = tmp_path / "mlruns"
+def test_a_sweep_whose_driver_was_killed_is_marked_by_the_next_command(tmp_path, store, synthetic) -> None:
     process = launch(tmp_path, "mnist_exp.commands.train", "-m", *synthetic, *FAST, f"tracking.store_dir={store}",
                      f"hydra.sweep.dir={tmp_path / 'sweep'}", "training.epochs=200", "training.verbose=2",
                      "optimizer.learning_rate=0.001,0.002")  # fmt: skip

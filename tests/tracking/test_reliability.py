@@ -128,8 +128,7 @@ def test_an_ignored_ctrl_c_stays_ignored_during_training() -> None:
 
 
 @pytest.mark.slow
-def test_deterministic_runs_reproduce_bit_for_bit(tmp_path, synthetic) -> None:
-    store = tmp_path / "mlruns"
+def test_deterministic_runs_reproduce_bit_for_bit(tmp_path, store, synthetic) -> None:
     first = launch(
         tmp_path,
         "mnist_exp.commands.train",

@@ -49,12 +49,11 @@ def check_children(uri: str, experiment: str) -> None:
     assert parent.info.status == "FINISHED"
 
 
-def test_parallel_and_submitit_sweeps_land_in_the_server(tmp_path, synthetic, server, capsys) -> None:
-    local_store = tmp_path / "mlruns"
+def test_parallel_and_submitit_sweeps_land_in_the_server(tmp_path, store, synthetic, server, capsys) -> None:
     sqlite_s = sweep(
         tmp_path,
         synthetic,
-        f"tracking.store_dir={local_store}",
+        f"tracking.store_dir={store}",
         f"hydra.sweep.dir={tmp_path / 'sqlite'}",
     )
     server_s = sweep(
@@ -79,9 +78,9 @@ def test_parallel_and_submitit_sweeps_land_in_the_server(tmp_path, synthetic, se
     check_children(server, "submitit")
     # The local store's sweep moves onto the server with MLflow's client: runs, histories, artifacts, nesting.
     # It moves the parent and its jobs.
-    assert migrate(MlflowClient(f"sqlite:///{local_store / 'mlflow.db'}"), MlflowClient(server)) == JOBS + 1
+    assert migrate(MlflowClient(f"sqlite:///{store / 'mlflow.db'}"), MlflowClient(server)) == JOBS + 1
     check_children(server, "mnist")
-    assert migrate(MlflowClient(f"sqlite:///{local_store / 'mlflow.db'}"), MlflowClient(server)) == 0
+    assert migrate(MlflowClient(f"sqlite:///{store / 'mlflow.db'}"), MlflowClient(server)) == 0
     with capsys.disabled():
         print(
             f"\n{JOBS}-job sweep: basic to SQLite {sqlite_s:.1f} s, local_parallel to server {server_s:.1f} s; "

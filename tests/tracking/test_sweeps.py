@@ -18,9 +18,9 @@ from mnist_exp.tracking.reports import children
 pytestmark = pytest.mark.slow
 
 
-def sweep(tmp_path: Path, synthetic: list[str], *args: str) -> tuple[MlflowClient, Run, list[Run], Path]:
-    """Run a multirun into a temporary store and return its parent and child runs."""
-    store, sweep_dir = tmp_path / "mlruns", tmp_path / "sweep"
+def sweep(tmp_path: Path, store: Path, synthetic: list[str], *args: str) -> tuple[MlflowClient, Run, list[Run], Path]:
+    """Run a multirun into ``store`` and return its parent and child runs."""
+    sweep_dir = tmp_path / "sweep"
     flags = [arg for arg in args if arg.startswith("-")]
     overrides = [arg for arg in args if not arg.startswith("-")]
     run_module(
@@ -44,9 +44,10 @@ def summary_rows(sweep_dir: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def test_parallel_grid_gives_one_parent_and_a_child_per_job(tmp_path, synthetic) -> None:
+def test_parallel_grid_gives_one_parent_and_a_child_per_job(tmp_path, store, synthetic) -> None:
     client, parent, jobs, sweep_dir = sweep(
         tmp_path,
+        store,
         synthetic,
         "-m",
         "launcher=local_parallel",
@@ -83,9 +84,10 @@ def test_parallel_grid_gives_one_parent_and_a_child_per_job(tmp_path, synthetic)
     }
 
 
-def test_a_failing_job_is_recorded_and_the_sweep_still_completes(tmp_path, synthetic) -> None:
+def test_a_failing_job_is_recorded_and_the_sweep_still_completes(tmp_path, store, synthetic) -> None:
     client, parent, jobs, sweep_dir = sweep(
         tmp_path,
+        store,
         synthetic,
         "-m",
         "launcher=local_parallel",
@@ -120,9 +122,11 @@ def test_a_failing_job_is_recorded_and_the_sweep_still_completes(tmp_path, synth
 
 
 @pytest.mark.parametrize("launcher", ["local_parallel"])  # basic: the max_failures test below ends the same way
-def test_a_sweep_in_which_no_job_finished_ends_its_parent_failed_and_exits_1(tmp_path, synthetic, launcher) -> None:
+def test_a_sweep_in_which_no_job_finished_ends_its_parent_failed_and_exits_1(
+    tmp_path, store, synthetic, launcher
+) -> None:
     """Every job fails: the summary of zero finished jobs is written, the parent ends FAILED, the exit code is 1."""
-    store, sweep_dir = tmp_path / "mlruns", tmp_path / "sweep"
+    sweep_dir = tmp_path / "sweep"
     command = [sys.executable, "-m", "mnist_exp.commands.train", "-m", f"launcher={launcher}", *synthetic]
     overrides = [f"tracking.store_dir={store}", f"hydra.sweep.dir={sweep_dir}", "model.layers.dense1.units=-1,-2"]
     result = subprocess.run(
@@ -142,9 +146,10 @@ def test_a_sweep_in_which_no_job_finished_ends_its_parent_failed_and_exits_1(tmp
     assert (sweep_dir / "comparison.png").stat().st_size > 0
 
 
-def test_optuna_sweep_gives_a_child_per_trial_and_the_parent_holds_the_best(tmp_path, synthetic) -> None:
+def test_optuna_sweep_gives_a_child_per_trial_and_the_parent_holds_the_best(tmp_path, store, synthetic) -> None:
     _, parent, jobs, _ = sweep(
         tmp_path,
+        store,
         synthetic,
         "experiment=optuna_search",
         "launcher=basic",
@@ -154,9 +159,7 @@ def test_optuna_sweep_gives_a_child_per_trial_and_the_parent_holds_the_best(tmp_
     )
     assert len(jobs) == 3
     assert all(run.info.status == "FINISHED" for run in jobs)
-    study = optuna.load_study(
-        study_name=f"mnist-exp-{parent.info.run_id}", storage=f"sqlite:///{tmp_path / 'mlruns' / 'optuna.db'}"
-    )
+    study = optuna.load_study(study_name=f"mnist-exp-{parent.info.run_id}", storage=f"sqlite:///{store / 'optuna.db'}")
     assert parent.data.metrics["best_val_accuracy"] == pytest.approx(study.best_value)
     best = next(r for r in jobs if r.info.run_id == parent.data.tags["best_run_id"])
     for key, value in study.best_params.items():
@@ -165,10 +168,10 @@ def test_optuna_sweep_gives_a_child_per_trial_and_the_parent_holds_the_best(tmp_
 
 
 @pytest.mark.parametrize("launcher", ["basic", "local_parallel", "optuna"])
-def test_a_sweep_stops_launching_jobs_once_max_failures_have_failed(tmp_path, synthetic, launcher) -> None:
+def test_a_sweep_stops_launching_jobs_once_max_failures_have_failed(tmp_path, store, synthetic, launcher) -> None:
     """Four jobs that would all fail, sweep.max_failures=1: the sweep stops after the first (the jobs that had
     started beside it in parallel excepted), its parent ends FAILED with the reason, the exit code is 1."""
-    store, sweep_dir = tmp_path / "mlruns", tmp_path / "sweep"
+    sweep_dir = tmp_path / "sweep"
     if launcher == "optuna":  # a study that asks no new trial once one has failed
         grid = ["experiment=optuna_search", "launcher=basic", "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=1",
                 "model.layers.conv1.filters=-1"]  # fmt: skip
