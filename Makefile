@@ -11,7 +11,7 @@ export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 # MkDocs prints a notice about its next major version on every build.
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: install install-gpu install-test data train system-packages test test-fast lint docs docs-serve format clean
+.PHONY: install install-gpu install-test data train system-packages bytecode test test-fast lint docs docs-serve format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -69,13 +69,18 @@ docs-serve: install-test
 
 # Tests run in one worker per CPU (pytest-xdist): many wait on processes, servers and signals.
 # A test module that starts a cluster keeps its tests on one worker (xdist_group).
-test: lint docs system-packages
+test: lint docs system-packages bytecode
 	$(BIN)/pytest -n auto --dist loadgroup --durations=15
 
 # The developers' tier: lint and the tests that train in this process only (no subprocess
 # training, server, PostgreSQL, cluster or browser).
-test-fast: lint
+test-fast: lint bytecode
 	$(BIN)/pytest -n auto -m "not slow and not integration and not cluster"
+
+# An editable install leaves the project's modules uncompiled, and with PYTHONDONTWRITEBYTECODE
+# set every Python process the tests start would compile them again: compile them once.
+bytecode: install-test
+	$(BIN)/python -m compileall -q mnist_exp hydra_plugins
 
 format: install-test
 	$(BIN)/ruff format .
