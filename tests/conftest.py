@@ -63,8 +63,8 @@ def blank_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def store(tmp_path: Path, blank_store: Path) -> Path:
-    """This test's own store folder, holding a new, empty SQLite store (a copy of ``blank_store``): every
-    process that opens it finds it migrated, so no test pays for MLflow's migrations again."""
+    """This test's own store folder, holding a new, empty SQLite store (a copy of ``blank_store``): the
+    processes the test starts find it migrated and do not run MLflow's migrations again."""
     folder = tmp_path / "mlruns"
     folder.mkdir()
     shutil.copyfile(blank_store, folder / "mlflow.db")
