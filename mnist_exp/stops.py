@@ -57,28 +57,42 @@ def is_stop(exc: BaseException) -> bool:
     return isinstance(exc, KeyboardInterrupt | SystemExit)
 
 
-@contextlib.contextmanager
-def deferred() -> Iterator[None]:
-    """Hold Ctrl-C and SIGTERM while a record is written (a parent run marked), then raise the first that came.
+HELD_SIGNALS = (*STOP_SIGNALS, TIME_LIMIT_SIGNAL)
 
+
+@contextlib.contextmanager
+def deferred(on_signal: Callable[[], None] | None = None) -> Iterator[None]:
+    """Hold Ctrl-C, SIGTERM and the time-limit warning while the block runs, then deliver each that came.
+
+    For a write to the store: an exception raised inside a database client's call can leave
+    its connection in a transaction that nobody ends, and every later write of this process
+    (the run's KILLED status) then waits on that lock. Each held signal goes, once the block
+    is done, to the handler that was in place: a stop raises there, Keras's ``StopOnSignal``
+    notes it. ``on_signal()`` runs as a signal is held (to stop waiting on the store).
     Only the main thread can set signal handlers; elsewhere the block runs as it is.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     noted: list[int] = []
+
+    def note(signum: int, frame: object) -> None:
+        noted.append(signum)
+        if on_signal is not None:
+            on_signal()
+
     previous = {
-        signum: signal.signal(signum, lambda signum, _: noted.append(signum))
-        for signum in STOP_SIGNALS
-        if signal.getsignal(signum) is not signal.SIG_IGN  # an ignored Ctrl-C stays ignored
+        signum: signal.signal(signum, note)
+        for signum in HELD_SIGNALS
+        if signal.getsignal(signum) not in (signal.SIG_IGN, None)  # an ignored one stays ignored; None: set in C
     }
     try:
         yield
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-    if noted:
-        raise Stopped(noted[0])
+        for signum in noted:
+            signal.raise_signal(signum)
 
 
 @contextlib.contextmanager

@@ -25,6 +25,7 @@ from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunT
 from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
+from mnist_exp.stops import deferred
 from mnist_exp.tracking.liveness import Heartbeat
 from mnist_exp.tracking.names import CHECKPOINT_MODEL as MODEL_FILE
 from mnist_exp.tracking.names import JOURNAL, MODEL_EPOCH_TAG, MODEL_NAME, RUN_INFO, RUN_MODEL_TAG, STAGED
@@ -138,7 +139,8 @@ class RunRecord:
         """
         waiting = {step for entry in self.pending() for key, _, _, step in entry.get("metrics", []) if key == metric}
         try:
-            stored = {m.step for m in self.client.get_metric_history(self.run_id, metric)}
+            with deferred(on_signal=self.stopping.set):  # a read interrupted can hold the database too
+                stored = {m.step for m in self.client.get_metric_history(self.run_id, metric)}
         except Exception:  # the store is away
             stored = set(if_unreadable)
         return stored | waiting
@@ -213,7 +215,7 @@ class RunRecord:
 
     def flush(self, retry_s: float = 0.0) -> bool:
         """Replay the journal into the store, in order; True when nothing is left in it."""
-        with self._lock:
+        with self._lock, deferred(on_signal=self.stopping.set):
             entries = self.pending()
             while entries:
                 try:
@@ -243,8 +245,12 @@ class RunRecord:
     def _write(
         self, entry: dict, apply: Callable[[], None] | None = None, keep: Callable[[], None] | None = None
     ) -> None:
-        """Apply ``entry`` (or ``apply()``) within the retry bound, else journal it (after ``keep()``)."""
-        with self._lock:
+        """Apply ``entry`` (or ``apply()``) within the retry bound, else journal it (after ``keep()``).
+
+        A stop that comes meanwhile waits until the write is in the store or the journal (``deferred``),
+        and ends the retries at once.
+        """
+        with self._lock, deferred(on_signal=self.stopping.set):
             if not self.flush():  # queue behind what is already waiting
                 self._append(entry, keep)
                 return
@@ -257,7 +263,7 @@ class RunRecord:
                 if not self.journal.is_file():
                     log.warning("run %s: journaling writes from now on (%s)", self.run_id, exc)
                 self._append(entry, keep)
-            except BaseException as exc:  # Ctrl-C or SIGTERM while retrying: keep the write, then stop
+            except BaseException as exc:  # the process exits meanwhile (signals wait): keep the write, then go
                 if not is_permanent(exc):
                     self._append(entry, keep)
                 raise

@@ -23,6 +23,7 @@ from mlflow.entities import Run
 from omegaconf import DictConfig, OmegaConf
 
 from mnist_exp.errors import ConfigError
+from mnist_exp.stops import deferred
 from mnist_exp.tracking import liveness, multirun, names, runs, store
 from mnist_exp.tracking.checkpoints import BestEpoch, EpochCheckpoint, checkpoint_folder, intact_checkpoint, run_folder
 from mnist_exp.tracking.epochs import MlflowEpochLogger
@@ -71,7 +72,12 @@ class TrainingRun:
         self.done: Run | None = None
         self.record: RunRecord | None = None
         self.stack = contextlib.ExitStack()
-        self.decide()
+        try:
+            with deferred():  # a stop waits for the store's call in flight (see ``deferred``)
+                self.decide()
+        except BaseException:  # a run claimed meanwhile goes back as it was
+            self.give_back()
+            raise
 
     def __enter__(self) -> TrainingRun:
         self.stack.__enter__()
@@ -190,7 +196,7 @@ class TrainingRun:
         if self.start is None:
             return
         info = self.start.run.info
-        with contextlib.suppress(Exception):  # the store may be what failed; the dead-run check mends it later
+        with deferred(), contextlib.suppress(Exception):  # the store may be what failed; the dead-run check mends it
             self.client.set_terminated(info.run_id, "KILLED" if info.status == "RUNNING" else info.status)
 
     def begin(self, tags: dict[str, str]) -> RunRecord:
@@ -208,17 +214,20 @@ class TrainingRun:
                 self.client, self.experiment_id, cfg.tracking.run_name, tags, self.parent, multirun.job_number()
             )
 
-        try:
-            run_id = retrying(create, cfg.tracking.retry_s, Event(), "the new run")
-        except StoreAwayError as exc:
-            raise store.store_error(cfg.tracking.uri, exc.__cause__ or exc) from exc
-        system_metrics_s = cfg.tracking.system_metrics_s if cfg.tracking.system_metrics else None
-        folder = run_folder(cfg.tracking, run_id)
-        self.record = RunRecord(
-            self.client, run_id, folder, cfg.tracking.retry_s, cfg.tracking.heartbeat_s, system_metrics_s
-        )
-        multirun.note_run(run_id)
-        self.stack.enter_context(runs.recorded_stop(self.record, checkpoint_folder(folder)))
+        stopping = Event()
+        # a stop meanwhile waits until the run is created and its end is in recorded_stop's hands: it ends KILLED
+        with deferred(on_signal=stopping.set):
+            try:
+                run_id = retrying(create, cfg.tracking.retry_s, stopping, "the new run")
+            except StoreAwayError as exc:
+                raise store.store_error(cfg.tracking.uri, exc.__cause__ or exc) from exc
+            system_metrics_s = cfg.tracking.system_metrics_s if cfg.tracking.system_metrics else None
+            folder = run_folder(cfg.tracking, run_id)
+            self.record = RunRecord(
+                self.client, run_id, folder, cfg.tracking.retry_s, cfg.tracking.heartbeat_s, system_metrics_s
+            )
+            multirun.note_run(run_id)
+            self.stack.enter_context(runs.recorded_stop(self.record, checkpoint_folder(folder)))
         return self.record
 
     def checkpoints(

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import random
+import signal
+import sqlite3
+import threading
 import time
 
 import pytest
 from helpers import free_port
 from mlflow import MlflowClient
 
+from mnist_exp.stops import Stopped
 from mnist_exp.tracking.record import RunRecord, first_line, is_hopeless, open_folder
 from mnist_exp.tracking.store import open_store
 
@@ -35,6 +41,51 @@ def test_writes_journaled_while_the_store_is_away_are_pushed_in_order_once(tmp_p
     assert [(m.step, m.value) for m in sorted(history, key=lambda m: m.step)] == [(1, 1.0), (2, 0.5), (3, 0.25)]
     assert client.get_run(run_id).data.tags["note"] == "while away"
     assert back.logged_steps("train_loss", if_unreadable=set()) == {1, 2, 3}
+
+
+def is_locked(database) -> bool:
+    """Whether another connection holds ``database``: a write cannot begin within 0.1 s."""
+    with contextlib.closing(sqlite3.connect(database, timeout=0.1, isolation_level=None)) as connection:
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:
+            return True
+        connection.execute("ROLLBACK")
+        return False
+
+
+def test_a_stop_at_any_moment_of_a_write_waits_for_it_and_leaves_the_store_free(store_uri, tmp_path) -> None:
+    """SIGTERM at random moments of a run's writes to SQLite: each stop lands once the write it came
+    during is in the store, and the store stays free. Raised inside the database client's call, a stop
+    once left a transaction open that the run's own KILLED status then waited on for minutes (CI)."""
+    database = store_uri.removeprefix("sqlite:///")
+    client = open_store(store_uri)
+    run_id = client.create_run("0").info.run_id
+    record = RunRecord(client, run_id, tmp_path / "run", retry_s=5)
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise Stopped(signum)
+
+    previous, step, returned = signal.signal(signal.SIGTERM, interrupt), 0, []
+    try:
+        for _ in range(20):
+            record.stopping.clear()
+            main = threading.main_thread().ident
+            timer = threading.Timer(random.uniform(0, 0.03), signal.pthread_kill, (main, signal.SIGTERM))
+            timer.start()
+            with pytest.raises(Stopped):
+                while True:
+                    step += 1
+                    record.log_metrics({"m": float(step)}, step=step)
+                    returned.append(step)
+            timer.join()
+            assert not is_locked(database)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    stored = [m.step for m in client.get_metric_history(run_id, "m")]
+    assert len(stored) == len(set(stored)) and set(returned) <= set(stored)
+    assert len(set(range(1, step + 1)) - set(stored)) <= 20  # at most the step each stop came before
+    assert record.pending() == []  # nothing waited on a lock
 
 
 def test_a_full_or_damaged_store_is_not_waited_for_and_its_error_reads_in_one_line() -> None:
