@@ -102,6 +102,8 @@ echo "ray_auto exited $?"
         shutil.rmtree(temp, ignore_errors=True)
     for sweep in ("ray_client", "ray_auto"):
         assert f"{sweep} exited 0" in result.stdout, result.stdout[-2000:] + result.stderr[-4000:]
+    # the Ray Client sweep was connected by mnist-exp's callback (which tries a failed start again), not the launcher
+    assert result.stdout.count("Ray is already running.") == 1, result.stdout[-4000:]
     addresses = listening(result.stdout)
     assert addresses and all(a.startswith(("127.0.0.1:", "[::ffff:127.0.0.1]:")) for a in addresses), addresses
     assert_sweep(store, "ray_client")
