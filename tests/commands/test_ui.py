@@ -77,6 +77,7 @@ def page(request):
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
         page = browser.new_page(viewport={"width": 1600, "height": 1000})
         page.set_default_timeout(30_000)
+        expect.set_options(timeout=30_000)  # the same for expect (5 s by default): a loaded machine drew charts later
         yield page
         report = getattr(request.node, "rep_call", None)
         if report is not None and report.failed:
