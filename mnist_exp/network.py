@@ -50,6 +50,19 @@ def build_partial(node: DictConfig, key: str, **arguments: object) -> object:
         raise ConfigError(f"{key}: cannot build {node.get('_target_')!r}: {exc.__cause__ or exc}") from exc
 
 
+def build_loss(node: str | DictConfig) -> keras.losses.Loss | Callable[..., object]:
+    """The loss a name gives (``categorical_crossentropy``), or the one a ``_target_`` node builds."""
+    if isinstance(node, str):
+        try:
+            return keras.losses.get(node)
+        except ValueError as exc:
+            raise ConfigError(f"model.loss: unknown loss {node!r}") from exc
+    try:
+        return instantiate(node)
+    except InstantiationException as exc:
+        raise ConfigError(f"model.loss: cannot build {node.get('_target_')!r}: {exc.__cause__ or exc}") from exc
+
+
 def build_optimizer(cfg: DictConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
     """The optimizer, its learning rate shaped over the run's steps by ``lr_schedule``."""
     schedule = build_partial(
@@ -75,13 +88,9 @@ def compile_model(
     keras.mixed_precision.set_global_policy(precision)
     model = build_model(cfg.model, cfg.dataset)
     optimizer = build_optimizer(cfg, steps_per_epoch)
-    try:
-        loss = keras.losses.get(cfg.model.loss)
-    except ValueError as exc:
-        raise ConfigError(f"model.loss: unknown loss {cfg.model.loss!r}") from exc
     model.compile(
         optimizer=optimizer,
-        loss=loss,
+        loss=build_loss(cfg.model.loss),
         # the labels are one-hot; a metric object has its variables now, not at the first step
         metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
         steps_per_execution=cfg.training.steps_per_execution,

@@ -15,7 +15,16 @@ from typing import Annotated, Any, Literal
 
 from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
 
 from mnist_exp.errors import ConfigError
 from mnist_exp.layout import project_root
@@ -136,11 +145,20 @@ class LayerSpec(BaseModel):
     target: str = Field(alias="_target_", pattern=r"^[\w.]+$")
 
 
+# The two forms of ``model.loss``: a Keras loss by name, or a node that builds one (label_smoothing and such).
+# Each value is checked as one form only; the form's tag is left out of the key an error names.
+BY_NAME, BY_NODE = "<by name>", "<by node>"
+Loss = Annotated[
+    Annotated[str, Tag(BY_NAME)] | Annotated[Target, Tag(BY_NODE)],
+    Discriminator(lambda value: BY_NODE if isinstance(value, dict) else BY_NAME),
+]
+
+
 class Model(Strict):
     name: str
     layers: dict[str, LayerSpec | None]  # null: the layer is left out (an overlay's way to remove one)
     output: LayerSpec
-    loss: str
+    loss: Loss
 
 
 class Optimizer(Target):
@@ -290,7 +308,7 @@ def config_hash(cfg: DictConfig) -> str:
 
 
 def describe(error: dict[str, Any]) -> str:
-    key = ".".join(str(part) for part in error["loc"])
+    key = ".".join(str(part) for part in error["loc"] if part not in (BY_NAME, BY_NODE))
     if error["type"] == "extra_forbidden":
         return f"{key}: unknown key; remove it or fix its spelling"
     if error["type"] == "value_error":  # a rule across fields; its message names them and their values

@@ -8,13 +8,14 @@ import sys
 from pathlib import Path
 
 import keras
+import numpy as np
 import pytest
 from hydra.errors import ConfigCompositionException
 
 from mnist_exp import schema
 from mnist_exp.config import compose, group_options
 from mnist_exp.layout import checkout_root
-from mnist_exp.network import build_model, build_optimizer, build_partial
+from mnist_exp.network import build_loss, build_model, build_optimizer, build_partial
 
 RECIPE = [
     ("Conv2D", 32, (3, 3), "relu"),
@@ -128,6 +129,18 @@ def test_layer_overrides_change_the_built_model() -> None:
     assert names == ["conv1", "pool1", "conv2", "conv3", "flatten", "dense1", "dropout", "output"]
     assert model.get_layer("conv1").filters == 16
     assert model.count_params() != 93_322
+
+
+def test_the_loss_is_named_or_built_from_a_node_with_its_arguments() -> None:
+    """``model.loss`` by name is the recipe's loss; a node builds one with arguments, here label smoothing."""
+    labels, predicted = keras.ops.one_hot([0, 1], 10), keras.ops.one_hot([0, 1], 10) * 0.9 + 0.01
+    named = build_loss(compose().model.loss)
+    cfg = compose(["model.loss={_target_:keras.losses.CategoricalCrossentropy,label_smoothing:0.1}"])
+    schema.validate(cfg)
+    smoothed = build_loss(cfg.model.loss)
+    assert float(keras.ops.mean(named(labels, predicted))) == pytest.approx(-np.log(0.91), rel=1e-4)
+    assert float(smoothed(labels, predicted)) > float(keras.ops.mean(named(labels, predicted)))  # targets 0.91/0.01
+    assert schema.config_hash(compose()) != schema.config_hash(cfg)
 
 
 def test_a_null_layer_is_left_out_as_an_overlay_says() -> None:

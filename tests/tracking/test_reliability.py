@@ -42,6 +42,10 @@ from mnist_exp.train import train
             "model.layers: the layers do not fit",
         ),
         ("model.loss=hinge_of_fate", "model.loss: unknown loss 'hinge_of_fate'"),
+        (
+            "model.loss={_target_:keras.losses.CategoricalCrossentropy,smoothing:0.1}",
+            "invalid config: model.loss: keras.losses.CategoricalCrossentropy takes no argument smoothing; it takes",
+        ),
         ("+optimizer.momentum_typo=0.9", "optimizer: keras.optimizers.Adam takes no argument momentum_typo; it takes"),
         ("+lr_schedule.warmup=1", "lr_schedule: mnist_exp.schedules.constant takes no argument warmup; it takes"),
         ("+training.epoch=3", "training.epoch: unknown key; remove it or fix its spelling"),
