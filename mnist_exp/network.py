@@ -12,13 +12,17 @@ from omegaconf import DictConfig
 from mnist_exp.schema import ConfigError
 
 
-def build_layer(spec: DictConfig, name: str, key: str, **overrides: str) -> keras.layers.Layer:
-    """One layer from its spec; a bad target or argument is a ConfigError naming ``key``."""
+def build(node: DictConfig, key: str, **arguments: object) -> object:
+    """What a ``_target_`` node builds; a bad target or argument is a ConfigError naming ``key``."""
     try:
-        return instantiate(spec, name=name, **overrides)
+        return instantiate(node, **arguments)
     except InstantiationException as exc:
-        cause = exc.__cause__ or exc
-        raise ConfigError(f"{key}: cannot build {spec.get('_target_')!r}: {cause}") from exc
+        raise ConfigError(f"{key}: cannot build {node.get('_target_')!r}: {exc.__cause__ or exc}") from exc
+
+
+def build_layer(spec: DictConfig, name: str, key: str, **overrides: str) -> keras.layers.Layer:
+    """One layer from its spec, named ``name``."""
+    return build(spec, key, name=name, **overrides)
 
 
 def build_model(model_cfg: DictConfig, dataset_cfg: DictConfig) -> keras.Sequential:
@@ -57,10 +61,7 @@ def build_loss(node: str | DictConfig) -> keras.losses.Loss | Callable[..., obje
             return keras.losses.get(node)
         except ValueError as exc:
             raise ConfigError(f"model.loss: unknown loss {node!r}") from exc
-    try:
-        return instantiate(node)
-    except InstantiationException as exc:
-        raise ConfigError(f"model.loss: cannot build {node.get('_target_')!r}: {exc.__cause__ or exc}") from exc
+    return build(node, "model.loss")
 
 
 def build_optimizer(cfg: DictConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:

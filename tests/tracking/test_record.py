@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import random
 import signal
-import sqlite3
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from helpers import free_port
@@ -15,7 +14,7 @@ from mlflow import MlflowClient
 
 from mnist_exp.stops import Stopped
 from mnist_exp.tracking.record import RunRecord, first_line, is_hopeless, open_folder
-from mnist_exp.tracking.store import open_store
+from mnist_exp.tracking.store import check_sqlite_writable, open_store
 
 
 def test_writes_journaled_while_the_store_is_away_are_pushed_in_order_once(tmp_path, monkeypatch) -> None:
@@ -43,22 +42,11 @@ def test_writes_journaled_while_the_store_is_away_are_pushed_in_order_once(tmp_p
     assert back.logged_steps("train_loss", if_unreadable=set()) == {1, 2, 3}
 
 
-def is_locked(database) -> bool:
-    """Whether another connection holds ``database``: a write cannot begin within 0.1 s."""
-    with contextlib.closing(sqlite3.connect(database, timeout=0.1, isolation_level=None)) as connection:
-        try:
-            connection.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError:
-            return True
-        connection.execute("ROLLBACK")
-        return False
-
-
 def test_a_stop_at_any_moment_of_a_write_waits_for_it_and_leaves_the_store_free(store_uri, tmp_path) -> None:
     """SIGTERM at random moments of a run's writes to SQLite: each stop lands once the write it came
     during is in the store, and the store stays free. Raised inside the database client's call, a stop
     once left a transaction open that the run's own KILLED status then waited on for minutes (CI)."""
-    database = store_uri.removeprefix("sqlite:///")
+    database = Path(store_uri.removeprefix("sqlite:///"))
     client = open_store(store_uri)
     run_id = client.create_run("0").info.run_id
     record = RunRecord(client, run_id, tmp_path / "run", retry_s=5)
@@ -79,7 +67,7 @@ def test_a_stop_at_any_moment_of_a_write_waits_for_it_and_leaves_the_store_free(
                     record.log_metrics({"m": float(step)}, step=step)
                     returned.append(step)
             timer.join()
-            assert not is_locked(database)
+            check_sqlite_writable(store_uri, database, timeout=0.1)  # no lock left: a write can begin at once
     finally:
         signal.signal(signal.SIGTERM, previous)
     stored = [m.step for m in client.get_metric_history(run_id, "m")]
