@@ -22,17 +22,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from mnist_exp.schema import NOT_IN_CONFIG_HASH
-    from mnist_exp.tracking.servers import exposure_warning, landing_page, serve, ui_command
+    from mnist_exp.tracking.servers import exposure_warning, serve, ui_command
     from mnist_exp.tracking.store import check_intact, open_store
+    from mnist_exp.tracking.views import landing_page
 
     uri = store_uri(args)
     check_intact(uri)  # the UI would serve a damaged store, and fail page by page
-    end_dead_runs(open_store(uri))
+    client = open_store(uri)
+    end_dead_runs(client)
     if warning := exposure_warning(args.host, args.port, authenticated=False):
         print(warning, file=sys.stderr, flush=True)
     command = ui_command(uri, args.host, args.port, args.allowed_hosts)
     return serve(
-        command, args.host, args.port, f"MLflow UI for {uri}", args.timeout, landing_page(uri, NOT_IN_CONFIG_HASH)
+        command, args.host, args.port, f"MLflow UI for {uri}", args.timeout, landing_page(client, NOT_IN_CONFIG_HASH)
     )
 
 

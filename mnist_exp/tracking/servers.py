@@ -9,15 +9,12 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
 
 from omegaconf import DictConfig
 
-from mnist_exp.tracking import store, views
-from mnist_exp.tracking.names import RUNS_VIEW
-
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 ADDRESS_FAMILIES = (socket.AF_INET, socket.AF_INET6)
+STOP_GRACE_S = 3.0  # how long a stopped server may finish its requests before SIGKILL
 
 
 def this_machine_names(host: str) -> list[str]:
@@ -86,11 +83,21 @@ def serve(command: list[str], host: str, port: int, label: str, timeout: float, 
     process = subprocess.Popen(command, env=env, stdout=sys.stderr, start_new_session=True)
 
     def stop() -> None:
-        """SIGTERM to the server's process group; what is left after 3 s (workers included) gets SIGKILL."""
+        """SIGTERM to the server's process group; SIGKILL to what is left once the serving processes have
+        ended, or after ``STOP_GRACE_S``.
+
+        What is left then is mlflow's command, which only waits for them (its exit would take a
+        second more), or whatever did not stop in time.
+        """
+        import psutil
+
+        try:
+            serving = psutil.Process(process.pid).children(recursive=True) or [psutil.Process(process.pid)]
+        except psutil.NoSuchProcess:
+            serving = []
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=3)
+        psutil.wait_procs(serving, timeout=STOP_GRACE_S)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
@@ -118,28 +125,6 @@ def serve(command: list[str], host: str, port: int, label: str, timeout: float, 
         return 0
     finally:
         stop()
-
-
-# The UI's model-training view (runs, metrics, models) rather than its GenAI view (traces, sessions),
-# the runs sorted by test accuracy, best first.
-MODEL_TRAINING_VIEW = "workflowType=machine_learning"
-VIEW_KEY_PARAM = "viewStateShareKey"  # the UI's URL parameter that opens a saved view
-
-
-def landing_page(uri: str, quiet: Sequence[str] = ()) -> str:
-    """The page to open first: the newest run's experiment in the model-training view, on mnist-exp's saved view.
-
-    The view is brought up to date first: the params that differ between the runs become columns,
-    except the ``quiet`` ones (``views.refresh``).
-    """
-    client = store.open_store(uri)
-    experiments = [e.experiment_id for e in client.search_experiments()]
-    newest = client.search_runs(experiments, order_by=["attributes.start_time DESC"], max_results=1)
-    if not newest:
-        return f"#/experiments?{MODEL_TRAINING_VIEW}"
-    experiment_id = newest[0].info.experiment_id
-    views.refresh(client, experiment_id, quiet)
-    return f"#/experiments/{experiment_id}/runs?{MODEL_TRAINING_VIEW}&{VIEW_KEY_PARAM}={RUNS_VIEW}"
 
 
 def ui_command(uri: str, host: str, port: int, allowed_hosts: str | None = None) -> list[str]:

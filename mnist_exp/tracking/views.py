@@ -24,6 +24,10 @@ DATASET_COLUMN = "attributes.`Dataset`"
 MAX_PARAM_COLUMNS = 6  # what fits beside the metrics at 1280 pixels
 SCANNED_RUNS = 500  # the newest runs whose params are compared
 WIDTHS = {"metrics": 120, "params": 110}
+# The UI's model-training view (runs, metrics, models) rather than its GenAI view (traces, sessions),
+# the runs sorted by test accuracy, best first.
+MODEL_TRAINING_VIEW = "workflowType=machine_learning"
+VIEW_KEY_PARAM = "viewStateShareKey"  # the UI's URL parameter that opens a saved view
 
 
 def metric_column(key: str) -> str:
@@ -109,3 +113,18 @@ def refresh(client: MlflowClient, experiment_id: str, quiet: Sequence[str] = ())
         insert_before(state.setdefault("columnOrder", []), column, DATASET_COLUMN)
         state.setdefault("columnWidths", {})[column] = WIDTHS["params"]
     client.set_experiment_tag(experiment_id, VIEW_TAG, envelope(state, record.get("createdAt")))
+
+
+def landing_page(client: MlflowClient, quiet: Sequence[str] = ()) -> str:
+    """The page to open first: the newest run's experiment in the model-training view, on mnist-exp's saved view.
+
+    The view is brought up to date first: the params that differ between the runs become columns,
+    except the ``quiet`` ones (``refresh``).
+    """
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    newest = client.search_runs(experiments, order_by=["attributes.start_time DESC"], max_results=1)
+    if not newest:
+        return f"#/experiments?{MODEL_TRAINING_VIEW}"
+    experiment_id = newest[0].info.experiment_id
+    refresh(client, experiment_id, quiet)
+    return f"#/experiments/{experiment_id}/runs?{MODEL_TRAINING_VIEW}&{VIEW_KEY_PARAM}={names.RUNS_VIEW}"

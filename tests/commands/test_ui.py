@@ -14,8 +14,7 @@ from mlflow import MlflowClient
 from playwright.sync_api import Page, expect, sync_playwright
 
 from mnist_exp.tracking import names
-from mnist_exp.tracking.servers import MODEL_TRAINING_VIEW, VIEW_KEY_PARAM
-from mnist_exp.tracking.views import VIEW_TAG
+from mnist_exp.tracking.views import MODEL_TRAINING_VIEW, VIEW_KEY_PARAM, VIEW_TAG
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = [

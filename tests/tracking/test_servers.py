@@ -1,13 +1,10 @@
-"""The UI's and the server's command lines, what they say about exposure, and the page the UI opens on."""
+"""The UI's and the server's command lines and what they say about exposure."""
 
 from __future__ import annotations
 
 import socket
 
-from mlflow import MlflowClient
-
 from mnist_exp.tracking import servers
-from mnist_exp.tracking.names import RUNS_VIEW
 
 
 def test_loopback_needs_no_host_lists_and_gets_no_warning() -> None:
@@ -26,13 +23,3 @@ def test_every_interface_lets_this_machines_names_in_and_warns_without_authentic
     assert "log in" in (servers.exposure_warning("0.0.0.0", 5000, authenticated=True) or "")
     given = servers.network_options("0.0.0.0", 5000, "ml.example.org", None)
     assert given[:2] == ["--allowed-hosts", "ml.example.org"]
-
-
-def test_the_ui_opens_on_the_newest_runs_experiment_in_its_saved_view(store_uri) -> None:
-    assert servers.landing_page(store_uri).startswith("#/experiments?")  # no run yet: the experiments list
-    client = MlflowClient(store_uri)
-    client.create_run(client.create_experiment("old"))
-    newest = client.create_experiment("newest")
-    client.create_run(newest)
-    page = servers.landing_page(store_uri)
-    assert page.startswith(f"#/experiments/{newest}/runs?") and page.endswith(f"viewStateShareKey={RUNS_VIEW}")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 
+from mlflow import MlflowClient
 from omegaconf import OmegaConf
 
 from mnist_exp.schema import NOT_IN_CONFIG_HASH
 from mnist_exp.tracking import views
+from mnist_exp.tracking.names import RUNS_VIEW
 from mnist_exp.tracking.store import open_store
 
 
@@ -55,3 +57,13 @@ def test_an_experiment_without_a_view_gets_one_sorted_by_its_runs_objective(tmp_
     views.refresh(client, experiment, NOT_IN_CONFIG_HASH)
     state = view_of(client, experiment)
     assert state["orderByKey"] == "metrics.`test_accuracy`" and state["orderByAsc"] is False
+
+
+def test_the_ui_opens_on_the_newest_runs_experiment_in_its_saved_view(store_uri) -> None:
+    client = MlflowClient(store_uri)
+    assert views.landing_page(client).startswith("#/experiments?")  # no run yet: the experiments list
+    client.create_run(client.create_experiment("old"))
+    newest = client.create_experiment("newest")
+    client.create_run(newest)
+    page = views.landing_page(client)
+    assert page.startswith(f"#/experiments/{newest}/runs?") and page.endswith(f"viewStateShareKey={RUNS_VIEW}")
