@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.cm
 import matplotlib.colors
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+
+def new_figure(width: float, height: float, rows: int = 1, columns: int = 1, **grid: Any) -> tuple[Figure, Any]:
+    """A figure and its axes, kept by no registry (unlike pyplot's): freed once unused, however many a process
+    draws (a sweep's jobs in one process, a long search)."""
+    figure = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(figure)  # drawn to pixels, as savefig does
+    return figure, figure.subplots(rows, columns, **grid)
 
 
 def learning_curves(history: Mapping[str, Sequence[float]]) -> Figure:
     """Accuracy and loss per epoch, training against validation."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
+    fig, axes = new_figure(10, 4, 1, 2)
     for ax, metric in zip(axes, ("accuracy", "loss"), strict=True):
         train = history[metric]
         epochs = range(1, len(train) + 1)
@@ -35,7 +41,7 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, class_names: Sequen
     n = len(class_names)
     counts = np.zeros((n, n), dtype=np.int64)
     np.add.at(counts, (y_true, y_pred), 1)
-    fig, ax = plt.subplots(figsize=(7, 6), layout="constrained")
+    fig, ax = new_figure(7, 6)
     image = ax.imshow(counts, cmap="Blues")
     fig.colorbar(image, ax=ax)
     ax.set(xticks=range(n), yticks=range(n), xlabel="predicted", ylabel="true", title="Test confusion matrix")
@@ -77,14 +83,7 @@ def sweep_comparison(
     param spanning more than a decade gets a log axis.
     """
     panels = 1 + len(scatters)
-    fig, axes = plt.subplots(
-        1,
-        panels,
-        figsize=(5 * panels + 4, 4.5),
-        layout="constrained",
-        squeeze=False,
-        width_ratios=[2] + [1] * (panels - 1),
-    )
+    fig, axes = new_figure(5 * panels + 4, 4.5, 1, panels, squeeze=False, width_ratios=[2] + [1] * (panels - 1))
     fig.suptitle(f"Sweep over {', '.join(scatters) or 'no varying parameter'}: {metric}")
     ax = axes[0][0]
     by_score = len(curves) > LEGEND_MAX and scores
@@ -124,7 +123,7 @@ def parallel_coordinates(params: Mapping[str, Sequence], scores: Sequence[float]
     labelled with its own values.
     """
     axes_names = [*params, metric]
-    fig, ax = plt.subplots(figsize=(2.2 * len(axes_names) + 3, 5), layout="constrained")
+    fig, ax = new_figure(2.2 * len(axes_names) + 3, 5)
     columns: list[np.ndarray] = []
     for name in axes_names:
         values = list(params[name]) if name in params else list(scores)
@@ -162,7 +161,7 @@ def short_number(value: float) -> str:
 
 def best_curves(curves: Mapping[str, tuple[Sequence[int], Sequence[float]]], curve_metric: str) -> Figure:
     """The curve of each compared sweep's best job, in one figure."""
-    fig, ax = plt.subplots(figsize=(8, 4.5), layout="constrained")
+    fig, ax = new_figure(8, 4.5)
     for label, (steps, values) in curves.items():
         ax.plot(steps, values, marker="o", label=label)
     ax.set(title=f"Best job of each: {curve_metric} per epoch", xlabel="epoch", ylabel=curve_metric)

@@ -211,7 +211,11 @@ def sweep_study(study_tag: str | None) -> optuna.Study | None:
 
 def optuna_figures(study: optuna.Study) -> dict[str, Figure]:
     """Optuna's own figures of a study, each that it can draw."""
+    import matplotlib
     import optuna
+
+    matplotlib.use("Agg")  # Optuna draws with pyplot: no window, whatever display the user has
+    import matplotlib.pyplot as plt
     import optuna.visualization.matplotlib as drawn
 
     kinds = {
@@ -229,7 +233,9 @@ def optuna_figures(study: optuna.Study) -> dict[str, Figure]:
             except Exception as exc:  # one figure fewer, the summary goes on
                 log.warning("no %s for study %s: %s", file, study.study_name, exc)
                 continue
-        figures[file] = (axes.flat[0] if hasattr(axes, "flat") else axes).figure
+        figure = (axes.flat[0] if hasattr(axes, "flat") else axes).figure
+        plt.close(figure)  # out of pyplot's registry, so it is freed with the summary
+        figures[file] = figure
     return figures
 
 
