@@ -12,12 +12,17 @@ from omegaconf import DictConfig
 from mnist_exp.schema import ConfigError
 
 
+def cannot_build(node: DictConfig, key: str, exc: Exception) -> ConfigError:
+    """The error for a node whose target or arguments failed: it names ``key``, the target and the cause."""
+    return ConfigError(f"{key}: cannot build {node.get('_target_')!r}: {exc.__cause__ or exc}")
+
+
 def build(node: DictConfig, key: str, **arguments: object) -> object:
     """What a ``_target_`` node builds; a bad target or argument is a ConfigError naming ``key``."""
     try:
         return instantiate(node, **arguments)
     except InstantiationException as exc:
-        raise ConfigError(f"{key}: cannot build {node.get('_target_')!r}: {exc.__cause__ or exc}") from exc
+        raise cannot_build(node, key, exc) from exc
 
 
 def build_layer(spec: DictConfig, name: str, key: str, **overrides: str) -> keras.layers.Layer:
@@ -47,11 +52,11 @@ def build_model(model_cfg: DictConfig, dataset_cfg: DictConfig) -> keras.Sequent
 
 def build_partial(node: DictConfig, key: str, **arguments: object) -> object:
     """Call a ``_partial_`` config node with the ``arguments`` known only at run time; errors name ``key``."""
+    make: Callable[..., object] = build(node, key)
     try:
-        make: Callable[..., object] = instantiate(node)
         return make(**arguments)
-    except (InstantiationException, TypeError, ValueError) as exc:
-        raise ConfigError(f"{key}: cannot build {node.get('_target_')!r}: {exc.__cause__ or exc}") from exc
+    except (TypeError, ValueError) as exc:
+        raise cannot_build(node, key, exc) from exc
 
 
 def build_loss(node: str | DictConfig) -> keras.losses.Loss | Callable[..., object]:
